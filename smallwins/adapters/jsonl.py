@@ -1,0 +1,71 @@
+"""Built-in source ``jsonl``: normalized events, one JSON object per line.
+
+The format every other adapter normalizes into, so it doubles as the import path for exports
+from tools smallwins has no adapter for. Its capture task follows a file as it grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from smallwins.core.contract import EventSink, SourceSpec
+from smallwins.core.events import Event, InvalidEvent, parse_event
+from smallwins.core.hookspecs import hookimpl
+
+
+class JsonlSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, description="file to follow while `smallwins run` runs")
+    poll_seconds: float = Field(default=2.0, gt=0)
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """One line of a JSONL file: its event, or why it was refused."""
+
+    line_number: int
+    event: Event | None = None
+    error: str | None = None
+
+
+def read_lines(path: Path, *, start_line: int = 1) -> Iterator[LineResult]:
+    """Parse a JSONL file; blank lines are skipped, bad lines reported with their number."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number < start_line or not line.strip():
+                continue
+            try:
+                yield LineResult(number, event=parse_event(line))
+            except InvalidEvent as exc:
+                yield LineResult(number, error=str(exc))
+
+
+def normalize(payload: Mapping[str, Any]) -> list[Event]:
+    return [parse_event(payload)]
+
+
+async def follow(settings: BaseModel, sink: EventSink) -> None:
+    """Ingest lines appended to ``settings.path`` until cancelled."""
+    assert isinstance(settings, JsonlSettings)
+    if settings.path is None:
+        return
+    path, next_line = Path(settings.path), 1
+    while True:
+        if path.exists():
+            results = list(read_lines(path, start_line=next_line))
+            if results:
+                next_line = results[-1].line_number + 1
+                await sink([r.event for r in results if r.event is not None])
+        await anyio.sleep(settings.poll_seconds)
+
+
+@hookimpl
+def smallwins_register_sources() -> list[SourceSpec]:
+    return [SourceSpec(name="jsonl", normalize=normalize, settings_model=JsonlSettings, capture=follow)]

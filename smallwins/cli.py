@@ -1,0 +1,308 @@
+"""The ``smallwins`` command line: demo, ingest, members, leaderboard, moderation, plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from smallwins.adapters.jsonl import read_lines
+from smallwins.core import outbox, views
+from smallwins.core.app import App, build_app
+from smallwins.core.config import ConfigError
+from smallwins.core.engine import IngestReport
+from smallwins.core.events import Event
+from smallwins.core.identity import AccountRef, IdentityError
+from smallwins.core.logs import configure_logging
+from smallwins.core.plugins import PluginHost
+from smallwins.render import catalogue_table, leaderboard_table, member_card
+
+app = typer.Typer(help="smallwins: one achievement system across every platform your community uses.", no_args_is_help=True)
+link_app = typer.Typer(help="Link one member's accounts on different platforms.", no_args_is_help=True)
+app.add_typer(link_app, name="link")
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", envvar="SMALLWINS_CONFIG", help="plugins.toml to use")
+]
+DatabaseOption = Annotated[
+    str | None, typer.Option("--db", help="SQLAlchemy URL; overrides the store in plugins.toml")
+]
+
+
+@app.callback()
+def main(log_level: Annotated[str, typer.Option(help="structlog level")] = "WARNING") -> None:
+    configure_logging(log_level)
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def opened(config: Path, database: str | None) -> Iterator[App]:
+    """Build the app or exit with the configuration error; always close the store."""
+    try:
+        smallwins = build_app(config, database_url=database)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield smallwins
+    finally:
+        smallwins.close()
+
+
+def parse_account(value: str) -> AccountRef:
+    platform, sep, account = value.partition(":")
+    if not sep or not platform or not account:
+        raise fail(f"'{value}' is not PLATFORM:ACCOUNT (e.g. discord:80351110224678912)")
+    return AccountRef(platform, account)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def ingest_with_progress(smallwins: App, events: list[Event], description: str) -> IngestReport:
+    report = IngestReport()
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=len(events))
+        for outcome in smallwins.engine.ingest_many(events):
+            report.add(outcome)
+            bar.advance(task)
+    return report
+
+
+def deliver_outbox(smallwins: App) -> dict[str, int]:
+    return anyio.run(outbox.deliver, smallwins.store, smallwins.catalogue, smallwins.presenters())
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="normalized events, one JSON per line")],
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Ingest a JSONL file. Bad lines are reported by number; the rest are ingested. Re-runs add nothing."""
+    results = list(read_lines(file))
+    bad = [r for r in results if r.error]
+    for result in bad:
+        errors.print(f"[yellow]{file}:{result.line_number}:[/] {result.error}", highlight=False)
+    with opened(config, database) as smallwins:
+        report = ingest_with_progress(smallwins, [r.event for r in results if r.event], f"ingesting {file.name}")
+        for warning in report.warnings:
+            errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        delivered = deliver_outbox(smallwins)
+    console.print(
+        f"{report.stored} stored, {report.duplicates} already known, {len(bad)} rejected, "
+        f"{report.awarded} achievements awarded; presenters updated: {delivered}"
+    )
+    if bad:
+        raise typer.Exit(code=1)
+
+
+@app.command("member")
+def member_show(
+    member: Annotated[str, typer.Argument(help="member id, PLATFORM:ACCOUNT, or display name")],
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the widget JSON instead")] = False,
+) -> None:
+    """Show a member: identities, points, rank, achievements and progress toward the next ones."""
+    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+        try:
+            found = views.find_member(session, member)
+        except views.MemberNotFound as exc:
+            raise fail(str(exc)) from None
+        snapshot = views.member_snapshot(session, smallwins.catalogue, found.id)
+    if as_json:
+        from smallwins.presenters.web_widget import widget_document
+
+        console.print_json(json.dumps(widget_document(snapshot)))
+    else:
+        console.print(member_card(snapshot))
+
+
+@app.command()
+def leaderboard(
+    limit: Annotated[int, typer.Option(min=1, help="rows to show")] = 10,
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """The all-time leaderboard (members in private mode are left out)."""
+    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+        console.print(leaderboard_table(views.leaderboard(session, limit=limit)))
+
+
+def _moderate(action: str, member: str, achievement: str, reason: str, actor: str, config: Path, database: str | None) -> None:
+    with opened(config, database) as smallwins:
+        with smallwins.store.sessions() as session:
+            try:
+                member_id = views.find_member(session, member).id
+            except views.MemberNotFound as exc:
+                raise fail(str(exc)) from None
+        operation = smallwins.engine.grant if action == "grant" else smallwins.engine.revoke
+        try:
+            changed = operation(member_id, achievement, actor=actor, reason=reason)
+        except (KeyError, ValueError) as exc:
+            raise fail(str(exc).strip("\"'")) from None
+        deliver_outbox(smallwins)
+    verb = "granted" if action == "grant" else "revoked"
+    console.print(f"{achievement} {verb} for member {member_id}" if changed else f"nothing to do: {achievement} already {verb}")
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="why; kept in the audit log")]
+ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (moderator name)")]
+
+
+@app.command()
+def grant(
+    member: str,
+    achievement: str,
+    reason: ReasonOption,
+    actor: ActorOption = os.environ.get("USER", "moderator"),
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Grant an achievement by hand (audited). A grant is never undone by the rules."""
+    _moderate("grant", member, achievement, reason, actor, config, database)
+
+
+@app.command()
+def revoke(
+    member: str,
+    achievement: str,
+    reason: ReasonOption,
+    actor: ActorOption = os.environ.get("USER", "moderator"),
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke an achievement (audited). The rules will not award it again."""
+    _moderate("revoke", member, achievement, reason, actor, config, database)
+
+
+@app.command()
+def plugins(config: ConfigOption = Path("plugins.toml")) -> None:
+    """What is installed (entry points in the 'smallwins' group) and what plugins.toml enables."""
+    from smallwins.core.config import load_app_config
+
+    try:
+        enabled = set(load_app_config(config).enabled_plugins) if config.exists() else set()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title="Plugins")
+    for column in ("name", "provides", "distribution", "module", "enabled"):
+        table.add_column(column)
+    for plugin in PluginHost().installed():
+        is_rule_only = all(p.startswith("rule type:") for p in plugin.provides)
+        state = "always" if is_rule_only else ("yes" if plugin.name in enabled else "no")
+        table.add_row(plugin.name, ", ".join(plugin.provides), plugin.distribution or "", plugin.module, state)
+    console.print(table)
+
+
+@app.command()
+def present(config: ConfigOption = Path("plugins.toml"), database: DatabaseOption = None) -> None:
+    """Deliver pending outbox changes to every enabled presenter."""
+    with opened(config, database) as smallwins:
+        console.print(f"applied: {deliver_outbox(smallwins)}")
+
+
+@link_app.command("code")
+def link_code(
+    account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT asking for the code")],
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Issue a one-time link code for the member behind ACCOUNT."""
+    with opened(config, database) as smallwins:
+        code = smallwins.engine.issue_link_code(parse_account(account))
+    console.print(f"link code for {account}: [bold]{code}[/] (present it from your other account)")
+
+
+@link_app.command("redeem")
+def link_redeem(
+    code: str,
+    account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT presenting the code")],
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Present a link code from another account: the two members become one."""
+    with opened(config, database) as smallwins:
+        try:
+            survivor = smallwins.engine.redeem_link_code(code, parse_account(account))
+        except IdentityError as exc:
+            raise fail(str(exc)) from None
+        deliver_outbox(smallwins)
+    console.print(f"{account} is now linked to member {survivor}")
+
+
+@app.command()
+def unlink(
+    account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT to detach")],
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Detach an identity (and its history) into a member of its own."""
+    with opened(config, database) as smallwins:
+        try:
+            original, detached = smallwins.engine.unlink(parse_account(account))
+        except IdentityError as exc:
+            raise fail(str(exc)) from None
+        deliver_outbox(smallwins)
+    console.print(f"{account} is now member {detached}; member {original} keeps the rest")
+
+
+@app.command()
+def demo(
+    db: Annotated[Path, typer.Option(help="SQLite file to create (replaced if it exists)")] = Path("smallwins-demo.db"),
+    members: Annotated[int, typer.Option(min=2)] = 400,
+    weeks: Annotated[int, typer.Option(min=1)] = 6,
+    seed: int = 7,
+    config: ConfigOption = Path("plugins.toml"),
+) -> None:
+    """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
+    from smallwins.demo import generate_community
+
+    for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        leftover.unlink(missing_ok=True)
+    community = generate_community(members=members, weeks=weeks, seed=seed)
+    console.print(
+        f"[bold]smallwins demo[/]: {members} members over {weeks} weeks, "
+        f"{len(community.events)} deliveries ({community.duplicates} of them retried duplicates) into {db}"
+    )
+    with opened(config, f"sqlite:///{db.resolve()}") as smallwins:
+        report = ingest_with_progress(smallwins, community.events, "ingesting community history")
+        for first, second in community.links:
+            code = smallwins.engine.issue_link_code(first)
+            smallwins.engine.redeem_link_code(code, second)
+        delivered = deliver_outbox(smallwins)
+        with smallwins.store.sessions() as session:
+            console.print(
+                f"{report.stored} events stored, {report.duplicates} duplicates dropped, "
+                f"{report.awarded} achievements awarded, {len(community.links)} members linked two accounts; "
+                f"presenters applied {delivered}"
+            )
+            console.print(catalogue_table(smallwins.catalogue, views.rarity(session)))
+            console.print(leaderboard_table(views.leaderboard(session, limit=10)))
+            if community.links:
+                featured = views.find_member(session, str(community.links[0][0]))
+                console.print(member_card(views.member_snapshot(session, smallwins.catalogue, featured.id)))
+    console.print(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")

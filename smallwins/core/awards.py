@@ -1,0 +1,150 @@
+"""Awarding and revoking achievements: every change audited and queued for presenters.
+
+Who decided matters: a moderator's revocation holds against the rules (a rule never re-awards
+it), and a moderator's grant holds against a recomputation (it is never revoked by one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smallwins.core.rules import Achievement
+from smallwins.core.store import AuditEntry, Award, Member, OutboxItem
+
+RULE = "rule"
+MANUAL = "manual"
+
+
+def audit(
+    session: Session,
+    *,
+    action: str,
+    member_id: int,
+    actor: str,
+    reason: str,
+    at: datetime,
+    achievement_id: str | None = None,
+    event_keys: Sequence[str] = (),
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            at=at,
+            action=action,
+            member_id=member_id,
+            achievement_id=achievement_id,
+            actor=actor,
+            reason=reason,
+            event_keys=list(event_keys),
+            details=details or {},
+        )
+    )
+
+
+def enqueue(session: Session, *, member_id: int, kind: str, at: datetime, payload: dict[str, Any]) -> None:
+    session.add(OutboxItem(member_id=member_id, kind=kind, created_at=at, payload=payload))
+
+
+def find_award(session: Session, member_id: int, achievement_id: str) -> Award | None:
+    return session.scalar(
+        select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id)
+    )
+
+
+def award(
+    session: Session,
+    member: Member,
+    achievement: Achievement,
+    *,
+    origin: str,
+    actor: str,
+    reason: str,
+    at: datetime,
+    earned_at: datetime | None = None,
+    event_keys: Sequence[str] = (),
+) -> bool:
+    """Make ``achievement`` active for ``member``; ``False`` if it already is or a moderator said no.
+
+    ``at`` is when smallwins acted (audit, outbox); ``earned_at`` when the member earned it
+    (the time of the event that met the rule), which differs when history is ingested late.
+    """
+    earned_at = earned_at or at
+    existing = find_award(session, member.id, achievement.id)
+    if existing is not None:
+        if existing.status == "active":
+            return False
+        if origin == RULE and existing.origin == MANUAL:
+            return False
+        existing.status, existing.origin, existing.awarded_at = "active", origin, earned_at
+    else:
+        session.add(
+            Award(
+                member_id=member.id,
+                achievement_id=achievement.id,
+                tier=achievement.tier,
+                status="active",
+                origin=origin,
+                awarded_at=earned_at,
+                updated_at=at,
+            )
+        )
+    member.points += achievement.points
+    action = "grant" if origin == MANUAL else "award"
+    audit(
+        session,
+        action=action,
+        member_id=member.id,
+        achievement_id=achievement.id,
+        actor=actor,
+        reason=reason,
+        at=at,
+        event_keys=event_keys,
+        details={"points": achievement.points, "tier": achievement.tier},
+    )
+    enqueue(
+        session,
+        member_id=member.id,
+        kind="award",
+        at=at,
+        payload={"achievement_id": achievement.id, "name": achievement.name, "tier": achievement.tier},
+    )
+    return True
+
+
+def revoke(
+    session: Session,
+    member: Member,
+    achievement: Achievement,
+    *,
+    origin: str,
+    actor: str,
+    reason: str,
+    at: datetime,
+    event_keys: Sequence[str] = (),
+) -> bool:
+    """Revoke an active award; ``False`` if there is none (or a rule tries to undo a grant)."""
+    existing = find_award(session, member.id, achievement.id)
+    if existing is None or existing.status != "active":
+        return False
+    if origin == RULE and existing.origin == MANUAL:
+        return False
+    existing.status, existing.origin, existing.updated_at = "revoked", origin, at
+    member.points -= achievement.points
+    audit(
+        session,
+        action="revoke",
+        member_id=member.id,
+        achievement_id=achievement.id,
+        actor=actor,
+        reason=reason,
+        at=at,
+        event_keys=event_keys,
+        details={"points": -achievement.points},
+    )
+    enqueue(session, member_id=member.id, kind="revoke", at=at, payload={"achievement_id": achievement.id})
+    return True

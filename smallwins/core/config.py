@@ -1,0 +1,212 @@
+"""Loading and validating ``plugins.toml`` (operator settings) and the achievement catalogue.
+
+Every error names the file, the key and what was expected, because an operator reads it.
+Secrets never live in these files: a setting ending in ``_env`` names an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from smallwins.core.rules import Achievement, Catalogue, RuleType
+
+#: Setting names that look like a secret written in the clear.
+SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or does not say what it must."""
+
+
+def _validation_message(path: Path, table: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        key = ".".join([table, *(str(part) for part in error["loc"])]).strip(".")
+        problems.append(f"{path}: key '{key}': {error['msg']}")
+    return "\n".join(problems)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file or raise :class:`ConfigError` naming the file and the line."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{name}' is not an IANA time zone name (e.g. 'Europe/Berlin')") from None
+    return name
+
+
+TimezoneName = Annotated[str, AfterValidator(check_timezone)]
+
+
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "sqlite:///smallwins.db"
+    url_env: str | None = Field(
+        default="SMALLWINS_DATABASE_URL",
+        description="environment variable that, when set, overrides url",
+    )
+
+
+class CoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    catalogue: str = "achievements.toml"
+    default_timezone: TimezoneName = "UTC"
+    link_code_ttl_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    store: StoreSettings = StoreSettings()
+
+
+
+@dataclass
+class AppConfig:
+    """The validated ``plugins.toml``: core settings and each plugin's raw table."""
+
+    path: Path
+    core: CoreSettings
+    plugin_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def enabled_plugins(self) -> list[str]:
+        return [name for name, table in self.plugin_tables.items() if table.get("enabled", False)]
+
+    def database_url(self) -> str:
+        """The store URL: the environment override if set, else the file's, relative to it."""
+        store = self.core.store
+        url = os.environ.get(store.url_env) if store.url_env else None
+        url = url or store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            url = prefix + str(self.base_dir / url[len(prefix) :])
+        return url
+
+    def catalogue_path(self) -> Path:
+        return self.base_dir / self.core.catalogue
+
+    def plugin_settings(self, name: str, model: type[BaseModel]) -> BaseModel:
+        """Validate plugin ``name``'s table against its settings model."""
+        table = {k: v for k, v in self.plugin_tables.get(name, {}).items() if k != "enabled"}
+        for key in table:
+            if any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
+                raise ConfigError(
+                    f"{self.path}: key 'plugins.{name}.{key}': secrets must not be written in the "
+                    f"file; name an environment variable instead, e.g. {key}_env = \"MY_VAR\""
+                )
+        try:
+            return model.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(_validation_message(self.path, f"plugins.{name}", exc)) from None
+
+
+def resolve_secret(env_name: str, *, setting: str) -> str:
+    """The value of the environment variable a ``*_env`` setting names, or a clear error."""
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(f"setting '{setting}' names environment variable {env_name}, which is not set")
+    return value
+
+
+def load_app_config(path: Path) -> AppConfig:
+    """Read ``plugins.toml``. Unknown top-level tables and non-table plugin entries are errors."""
+    raw = load_toml(path)
+    unknown = sorted(set(raw) - {"smallwins", "plugins"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: key '{unknown[0]}': unknown table; expected only [smallwins] and [plugins.NAME]"
+        )
+    try:
+        core = CoreSettings.model_validate(raw.get("smallwins", {}))
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(path, "smallwins", exc)) from None
+    plugins = raw.get("plugins", {})
+    if not isinstance(plugins, dict):
+        raise ConfigError(f"{path}: key 'plugins': expected a table of [plugins.NAME] tables")
+    for name, table in plugins.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: key 'plugins.{name}': expected a table, got {type(table).__name__}")
+        if not isinstance(table.get("enabled", False), bool):
+            raise ConfigError(f"{path}: key 'plugins.{name}.enabled': expected true or false")
+    return AppConfig(path=path, core=core, plugin_tables=plugins)
+
+
+class AchievementEntry(BaseModel):
+    """The keys every achievement has; the rest belong to its rule type."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(min_length=1, max_length=200, description="understood in one sentence")
+    rule: str
+    points: int = Field(default=0, ge=0)
+    tier: str | None = Field(default=None, max_length=40, description="tier or rarity label")
+    ladder: str | None = Field(default=None, max_length=80)
+
+
+def parse_catalogue(
+    raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], *, path: Path
+) -> Catalogue:
+    """Validate a catalogue document against the installed rule types."""
+    unknown = sorted(set(raw) - {"points", "achievements"})
+    if unknown:
+        raise ConfigError(f"{path}: key '{unknown[0]}': unknown table; expected [points] and [achievements.ID]")
+    points = raw.get("points", {})
+    for event_type, value in points.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{path}: key 'points.\"{event_type}\"': expected a whole number >= 0")
+    entries = raw.get("achievements", {})
+    if not entries:
+        raise ConfigError(f"{path}: key 'achievements': expected at least one [achievements.ID] table")
+    achievements: dict[str, Achievement] = {}
+    for achievement_id, table in entries.items():
+        where = f"achievements.{achievement_id}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: key '{where}': expected a table")
+        try:
+            entry = AchievementEntry.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(_validation_message(path, where, exc)) from None
+        rule = rule_types.get(entry.rule)
+        if rule is None:
+            known = ", ".join(sorted(rule_types)) or "(none installed)"
+            raise ConfigError(f"{path}: key '{where}.rule': unknown rule type '{entry.rule}'; expected one of: {known}")
+        try:
+            params = rule.params_model.model_validate(entry.model_extra or {})
+        except ValidationError as exc:
+            raise ConfigError(_validation_message(path, where, exc)) from None
+        achievements[achievement_id] = Achievement(
+            id=achievement_id,
+            name=entry.name,
+            description=entry.description,
+            rule=rule,
+            params=params,
+            points=entry.points,
+            tier=entry.tier,
+            ladder=entry.ladder,
+        )
+    return Catalogue(achievements=achievements, event_points=dict(points))
+
+
+def load_catalogue(path: Path, rule_types: Mapping[str, RuleType]) -> Catalogue:
+    return parse_catalogue(load_toml(path), rule_types, path=path)

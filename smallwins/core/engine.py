@@ -1,0 +1,383 @@
+"""The ingest pipeline and the operations that change standings.
+
+validate -> resolve identity -> dedup -> store -> evaluate incrementally -> award -> outbox.
+
+Evaluation touches only the achievements an event type triggers and only that member's saved
+rule state: no rescan of history per event. Full replays happen only when a member's history
+itself changes (merge, unlink) or a moderator asks for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from smallwins.core import awards, identity
+from smallwins.core.events import CORE_EVENT_TYPES, Event
+from smallwins.core.identity import AccountRef, IdentityError
+from smallwins.core.rules import Achievement, Catalogue, RuleContext
+from smallwins.core.store import Award, Member, RuleState, Store, StoredEvent, insert_ignoring_conflict
+
+log = structlog.get_logger(__name__)
+
+SYSTEM_ACTOR = "smallwins"
+LINK_EVENT = "link.code_presented"
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one event."""
+
+    key: str
+    stored: bool
+    member_id: int | None
+    awarded: list[str] = field(default_factory=list)
+    warning: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """Totals of a batch of events, plus per-event warnings worth showing an operator."""
+
+    stored: int = 0
+    duplicates: int = 0
+    awarded: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, outcome: IngestOutcome) -> None:
+        if outcome.stored:
+            self.stored += 1
+        else:
+            self.duplicates += 1
+        self.awarded += len(outcome.awarded)
+        if outcome.warning:
+            self.warnings.append(f"{outcome.key}: {outcome.warning}")
+
+
+def event_from_row(row: StoredEvent) -> Event:
+    """Rebuild a stored event without re-validating it (it was validated on the way in)."""
+    return Event.model_construct(
+        id=row.event_id,
+        source=row.source,
+        type=row.type,
+        subject=row.subject,
+        time=row.time,
+        proof=row.proof,
+        data=row.data or {},
+    )
+
+
+class Engine:
+    """Ingests events and applies moderator and identity operations against one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        *,
+        known_event_types: Iterable[str] = (),
+        link_code_ttl: timedelta = timedelta(minutes=30),
+        default_timezone: str = "UTC",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.known_event_types = frozenset(known_event_types) | catalogue.known_event_types | CORE_EVENT_TYPES
+        self.link_code_ttl = link_code_ttl
+        self.default_timezone = ZoneInfo(default_timezone)
+        self.clock = clock
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, event: Event) -> IngestOutcome:
+        """Ingest one event in its own transaction."""
+        with self.store.sessions.begin() as session:
+            return self._ingest(session, event)
+
+    def ingest_many(self, events: Iterable[Event], *, batch_size: int = 500) -> Iterator[IngestOutcome]:
+        """Ingest events in transactions of ``batch_size``; each event isolated by a savepoint.
+
+        Yields one outcome per event, so a caller can show progress.
+        """
+        batch: list[Event] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) >= batch_size:
+                yield from self._ingest_batch(batch)
+                batch = []
+        if batch:
+            yield from self._ingest_batch(batch)
+
+    def _ingest_batch(self, batch: list[Event]) -> list[IngestOutcome]:
+        outcomes = []
+        with self.store.sessions.begin() as session:
+            for event in batch:
+                with session.begin_nested():
+                    outcomes.append(self._ingest(session, event))
+        return outcomes
+
+    def _ingest(self, session: Session, event: Event) -> IngestOutcome:
+        ref = AccountRef(event.source, event.subject)
+        member = identity.resolve_member(session, ref, display_name=event.data.get("display_name"))
+        row_id = insert_ignoring_conflict(
+            session,
+            StoredEvent,
+            {
+                "source": event.source,
+                "event_id": event.id,
+                "type": event.type,
+                "subject": event.subject,
+                "member_id": member.id,
+                "time": event.time,
+                "proof": event.proof,
+                "data": event.data,
+                "ingested_at": self.clock(),
+            },
+            ["source", "event_id"],
+        )
+        if row_id is None:
+            return IngestOutcome(key=event.key, stored=False, member_id=member.id)
+        outcome = IngestOutcome(key=event.key, stored=True, member_id=member.id)
+        member.points += self.catalogue.event_points.get(event.type, 0)
+        if event.type == LINK_EVENT:
+            outcome.warning = self._present_link_code(session, member, event)
+            return outcome
+        if event.type not in self.known_event_types:
+            outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
+            return outcome
+        outcome.awarded = self._evaluate(session, member, event)
+        return outcome
+
+    def _context(self, member: Member) -> RuleContext:
+        return RuleContext(
+            member_id=member.id,
+            timezone=ZoneInfo(member.timezone) if member.timezone else self.default_timezone,
+            now=self.clock(),
+        )
+
+    def _evaluate(self, session: Session, member: Member, event: Event) -> list[str]:
+        """Apply one event to the member's saved state of each achievement it triggers."""
+        candidates = self.catalogue.triggered_by(event.type)
+        if not candidates:
+            return []
+        saved = {
+            row.achievement_id: row
+            for row in session.scalars(
+                select(RuleState).where(
+                    RuleState.member_id == member.id,
+                    RuleState.achievement_id.in_([a.id for a in candidates]),
+                )
+            )
+        }
+        ctx = self._context(member)
+        earned = []
+        for achievement in candidates:
+            row = saved.get(achievement.id)
+            state = row.state if row is not None else achievement.rule.initial_state(achievement.params)
+            new_state = achievement.rule.apply(achievement.params, state, event, ctx)
+            if new_state is None:
+                continue
+            if row is None:
+                row = RuleState(member_id=member.id, achievement_id=achievement.id, met=False)
+                session.add(row)
+            row.state = new_state
+            if achievement.rule.progress(achievement.params, new_state).met and not row.met:
+                row.met = True
+                if self._award_by_rule(
+                    session, member, achievement, new_state, earned_at=event.time, reason=f"rule met by {event.key}"
+                ):
+                    earned.append(achievement.id)
+        return earned
+
+    def _award_by_rule(
+        self,
+        session: Session,
+        member: Member,
+        achievement: Achievement,
+        state: dict[str, Any],
+        *,
+        earned_at: datetime,
+        reason: str,
+    ) -> bool:
+        evidence = state.get("evidence") or []
+        return awards.award(
+            session,
+            member,
+            achievement,
+            origin=awards.RULE,
+            actor=SYSTEM_ACTOR,
+            reason=reason,
+            at=self.clock(),
+            earned_at=earned_at,
+            event_keys=evidence,
+        )
+
+    # -- identity -------------------------------------------------------------------------
+
+    def issue_link_code(self, ref: AccountRef) -> str:
+        """A one-time code for the member behind ``ref`` to present on another platform."""
+        with self.store.sessions.begin() as session:
+            member = identity.resolve_member(session, ref)
+            return identity.issue_link_code(session, member.id, now=self.clock(), ttl=self.link_code_ttl)
+
+    def redeem_link_code(self, code: str, ref: AccountRef) -> int:
+        """Present ``code`` as ``ref``: merge ``ref``'s member into the code's. The survivor's id."""
+        with self.store.sessions.begin() as session:
+            presenter = identity.resolve_member(session, ref)
+            owner_id = identity.redeem_link_code(session, code, now=self.clock())
+            return self._merge(session, owner_id, presenter.id, reason=f"link code presented by {ref}")
+
+    def _present_link_code(self, session: Session, member: Member, event: Event) -> str | None:
+        code = str(event.data.get("code", ""))
+        try:
+            with session.begin_nested():
+                owner_id = identity.redeem_link_code(session, code, now=event.time)
+        except IdentityError as exc:
+            return str(exc)
+        self._merge(session, owner_id, member.id, reason=f"link code presented in {event.key}")
+        return None
+
+    def _merge(self, session: Session, survivor_id: int, loser_id: int, *, reason: str) -> int:
+        survivor = identity.lock_member(session, survivor_id)
+        loser = identity.lock_member(session, loser_id)
+        if survivor.id == loser.id:
+            return survivor.id
+        now = self.clock()
+        self._merge_awards(session, survivor.id, loser.id)
+        identity.move_member_data(session, from_id=loser.id, to_id=survivor.id)
+        session.execute(delete(RuleState).where(RuleState.member_id == loser.id))
+        loser.merged_into_id, loser.points = survivor.id, 0
+        for member_id, other in ((survivor.id, loser.id), (loser.id, survivor.id)):
+            awards.audit(
+                session, action="merge", member_id=member_id, actor=SYSTEM_ACTOR, reason=reason, at=now,
+                details={"survivor": survivor.id, "merged": loser.id, "other": other},
+            )
+        awards.enqueue(session, member_id=loser.id, kind="member.merged", at=now, payload={"into": survivor.id})
+        self._recompute(session, survivor, reason=f"merge of member {loser.id}")
+        log.info("identity.merged", survivor=survivor.id, merged=loser.id)
+        return survivor.id
+
+    @staticmethod
+    def _merge_awards(session: Session, survivor_id: int, loser_id: int) -> None:
+        """One award row per achievement: the earliest active one wins; a moderator's 'no' holds."""
+        mine = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == survivor_id))}
+        for theirs in list(session.scalars(select(Award).where(Award.member_id == loser_id))):
+            kept = mine.get(theirs.achievement_id)
+            if kept is None:
+                theirs.member_id = survivor_id
+                continue
+            moderator_revoked = kept.status == "revoked" and kept.origin == awards.MANUAL
+            if theirs.status == "active" and not moderator_revoked:
+                if kept.status != "active" or theirs.awarded_at < kept.awarded_at:
+                    kept.awarded_at = theirs.awarded_at
+                kept.status = "active"
+                if theirs.origin == awards.MANUAL:
+                    kept.origin = awards.MANUAL
+            session.delete(theirs)
+        session.flush()
+
+    def unlink(self, ref: AccountRef) -> tuple[int, int]:
+        """Detach ``ref`` into a member of its own; both members' standings are recomputed."""
+        with self.store.sessions.begin() as session:
+            found = identity.find_identity(session, ref)
+            if found is None:
+                raise IdentityError(f"no member has the identity {ref}")
+            original = identity.lock_member(session, found.member_id)
+            detached = identity.detach_identity(session, found)
+            now = self.clock()
+            for member_id in (original.id, detached.id):
+                awards.audit(
+                    session, action="unlink", member_id=member_id, actor=SYSTEM_ACTOR,
+                    reason=f"{ref} unlinked", at=now, details={"from": original.id, "to": detached.id},
+                )
+            self._recompute(session, original, reason=f"unlink of {ref}")
+            self._recompute(session, detached, reason=f"unlink of {ref}")
+            return original.id, detached.id
+
+    # -- recomputation --------------------------------------------------------------------
+
+    def replay_states(self, session: Session, member: Member) -> tuple[dict[str, dict[str, Any]], dict[str, datetime]]:
+        """Rule states from the member's stored history, in event-time order (no side effects),
+        and when each achievement was first met during the replay."""
+        ctx = self._context(member)
+        states: dict[str, dict[str, Any]] = {}
+        met_at: dict[str, datetime] = {}
+        rows = session.scalars(
+            select(StoredEvent).where(StoredEvent.member_id == member.id).order_by(StoredEvent.time, StoredEvent.id)
+        )
+        for row in rows:
+            event = event_from_row(row)
+            for achievement in self.catalogue.triggered_by(event.type):
+                state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
+                new_state = achievement.rule.apply(achievement.params, state, event, ctx)
+                if new_state is None:
+                    continue
+                states[achievement.id] = new_state
+                if achievement.id not in met_at and achievement.rule.progress(achievement.params, new_state).met:
+                    met_at[achievement.id] = event.time
+        return states, met_at
+
+    def _recompute(self, session: Session, member: Member, *, reason: str) -> None:
+        """Replace the member's rule states and rule awards with what their history earns."""
+        states, met_at = self.replay_states(session, member)
+        session.execute(delete(RuleState).where(RuleState.member_id == member.id))
+        met: dict[str, dict[str, Any]] = {}
+        for achievement_id, state in states.items():
+            achievement = self.catalogue.achievements[achievement_id]
+            is_met = achievement.rule.progress(achievement.params, state).met
+            session.add(RuleState(member_id=member.id, achievement_id=achievement_id, state=state, met=is_met))
+            if is_met:
+                met[achievement_id] = state
+        held = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == member.id))}
+        for achievement_id, state in met.items():
+            achievement = self.catalogue.achievements[achievement_id]
+            self._award_by_rule(
+                session, member, achievement, state, earned_at=met_at.get(achievement_id, self.clock()), reason=reason
+            )
+        for achievement_id, row in held.items():
+            if row.status == "active" and achievement_id not in met and achievement_id in self.catalogue.achievements:
+                awards.revoke(
+                    session, member, self.catalogue.achievements[achievement_id], origin=awards.RULE,
+                    actor=SYSTEM_ACTOR, reason=reason, at=self.clock(),
+                )
+        member.points = self._points_from_history(session, member.id)
+        awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
+
+    def _points_from_history(self, session: Session, member_id: int) -> int:
+        by_type = session.execute(
+            select(StoredEvent.type, func.count()).where(StoredEvent.member_id == member_id).group_by(StoredEvent.type)
+        )
+        points = sum(self.catalogue.event_points.get(event_type, 0) * n for event_type, n in by_type)
+        active = session.scalars(select(Award.achievement_id).where(Award.member_id == member_id, Award.status == "active"))
+        return points + sum(
+            self.catalogue.achievements[a].points for a in active if a in self.catalogue.achievements
+        )
+
+    def recompute(self, member_id: int, *, reason: str) -> None:
+        with self.store.sessions.begin() as session:
+            self._recompute(session, identity.lock_member(session, member_id), reason=reason)
+
+    # -- moderator actions ----------------------------------------------------------------
+
+    def grant(self, member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
+        return self._moderate(awards.award, member_id, achievement_id, actor=actor, reason=reason)
+
+    def revoke(self, member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
+        return self._moderate(awards.revoke, member_id, achievement_id, actor=actor, reason=reason)
+
+    def _moderate(self, action: Callable[..., bool], member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
+        if not reason.strip():
+            raise ValueError("a moderator action needs a reason")
+        achievement = self.catalogue.get(achievement_id)
+        with self.store.sessions.begin() as session:
+            member = identity.lock_member(session, member_id)
+            return action(
+                session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=self.clock()
+            )

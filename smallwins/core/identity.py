@@ -1,0 +1,135 @@
+"""Members and their linked platform identities; one-time link codes.
+
+First sight of an unknown platform account creates a member. A member asks for a link code on
+one platform and presents it on another; the engine then merges the two members.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from smallwins.core.store import Identity, LinkCode, Member, StoredEvent, insert_ignoring_conflict
+
+#: No 0/O, 1/I/L: a code people read on one screen and type on another.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+
+
+class IdentityError(ValueError):
+    """A link code or identity operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    platform: str
+    account: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.account}"
+
+
+def lock_member(session: Session, member_id: int) -> Member:
+    """Load a member, row-locked on PostgreSQL, following merges to the surviving member."""
+    while True:
+        member = session.execute(
+            select(Member).where(Member.id == member_id).with_for_update().execution_options(populate_existing=True)
+        ).scalar_one()
+        if member.merged_into_id is None:
+            return member
+        member_id = member.merged_into_id
+
+
+def resolve_member(session: Session, ref: AccountRef, *, display_name: str | None = None) -> Member:
+    """The member behind a platform account, created on first sight (safe across processes)."""
+    member_id = session.scalar(
+        select(Identity.member_id).where(Identity.platform == ref.platform, Identity.account == ref.account)
+    )
+    if member_id is None:
+        with session.begin_nested():
+            member = Member(display_name=display_name or str(ref), points=0, private=False)
+            session.add(member)
+            session.flush()
+            inserted = insert_ignoring_conflict(
+                session,
+                Identity,
+                {"platform": ref.platform, "account": ref.account, "member_id": member.id},
+                ["platform", "account"],
+            )
+            if inserted is None:  # another process created it between our read and write
+                session.delete(member)
+        if inserted is None:
+            return resolve_member(session, ref, display_name=display_name)
+        member_id = member.id
+    return lock_member(session, member_id)
+
+
+def find_identity(session: Session, ref: AccountRef) -> Identity | None:
+    return session.scalar(
+        select(Identity).where(Identity.platform == ref.platform, Identity.account == ref.account)
+    )
+
+
+def identities_of(session: Session, member_id: int) -> list[Identity]:
+    return list(session.scalars(select(Identity).where(Identity.member_id == member_id).order_by(Identity.id)))
+
+
+def normalize_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def issue_link_code(session: Session, member_id: int, *, now: datetime, ttl: timedelta) -> str:
+    """A fresh one-time code for ``member_id``, shown as ``ABCD-EFGH``."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    session.add(LinkCode(code=raw, member_id=member_id, created_at=now, expires_at=now + ttl))
+    session.flush()
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def redeem_link_code(session: Session, code: str, *, now: datetime) -> int:
+    """Use up a link code; the member who asked for it. Raises :class:`IdentityError`."""
+    raw = normalize_code(code)
+    link = session.execute(select(LinkCode).where(LinkCode.code == raw).with_for_update()).scalar_one_or_none()
+    if link is None:
+        raise IdentityError(f"link code '{code}' is unknown")
+    if link.redeemed_at is not None:
+        raise IdentityError(f"link code '{code}' was already used")
+    if now > link.expires_at:
+        raise IdentityError(f"link code '{code}' expired at {link.expires_at.isoformat()}")
+    link.redeemed_at = now
+    return link.member_id
+
+
+def move_member_data(session: Session, *, from_id: int, to_id: int) -> None:
+    """Hand identities, events and open link codes of one member to another."""
+    session.execute(update(Identity).where(Identity.member_id == from_id).values(member_id=to_id))
+    session.execute(update(StoredEvent).where(StoredEvent.member_id == from_id).values(member_id=to_id))
+    session.execute(delete(LinkCode).where(LinkCode.member_id == from_id))
+
+
+def detach_identity(session: Session, identity: Identity) -> Member:
+    """Give ``identity`` and the events it produced a member of their own."""
+    remaining = session.scalar(
+        select(Identity.id).where(Identity.member_id == identity.member_id, Identity.id != identity.id).limit(1)
+    )
+    if remaining is None:
+        raise IdentityError(f"{identity.platform}:{identity.account} is the member's only identity; nothing to unlink")
+    old_member_id = identity.member_id
+    member = Member(display_name=f"{identity.platform}:{identity.account}", points=0, private=False)
+    session.add(member)
+    session.flush()
+    identity.member_id = member.id
+    session.execute(
+        update(StoredEvent)
+        .where(
+            StoredEvent.member_id == old_member_id,
+            StoredEvent.source == identity.platform,
+            StoredEvent.subject == identity.account,
+        )
+        .values(member_id=member.id)
+    )
+    return member

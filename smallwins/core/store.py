@@ -1,0 +1,288 @@
+"""The database: SQLAlchemy 2 typed models and the session factory.
+
+SQLite file by default (zero set-up), any SQLAlchemy URL (PostgreSQL with psycopg 3) by config.
+The schema is owned by Alembic migrations in ``smallwins/migrations``; :func:`open_store` brings
+a database to the newest revision before handing out sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+log = structlog.get_logger(__name__)
+
+#: 64-bit keys on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC, also on SQLite (which stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Member(Base):
+    """A person, whatever platforms they act on. A merged member points at the survivor."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+
+    __table_args__ = (Index("ix_members_leaderboard", "points", "id"),)
+
+
+class Identity(Base):
+    """One platform account (discord user id, youtube channel id, email, web visitor id)."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(40))
+    account: Mapped[str] = mapped_column(String(320))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("platform", "account", name="uq_identity_account"),)
+
+
+class LinkCode(Base):
+    """A one-time code a member asks for on one platform and presents on another."""
+
+    __tablename__ = "link_codes"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StoredEvent(Base):
+    """A normalized event as ingested. ``(source, event_id)`` is unique: ingest is idempotent."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(80), index=True)
+    subject: Mapped[str] = mapped_column(String(320))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    time: Mapped[datetime] = mapped_column(UtcDateTime)
+    proof: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_event_source_id"),
+        Index("ix_events_member_time", "member_id", "time"),
+        Index("ix_events_source_subject", "source", "subject"),
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.event_id}"
+
+
+class RuleState(Base):
+    """Incremental evaluation state of one achievement for one member (counters, streaks...)."""
+
+    __tablename__ = "rule_states"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    achievement_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    met: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Award(Base):
+    """A member's current standing on one achievement: active, or revoked by a moderator."""
+
+    __tablename__ = "awards"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    achievement_id: Mapped[str] = mapped_column(String(80), index=True)
+    tier: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
+    origin: Mapped[str] = mapped_column(String(16), default="rule")  # rule | manual
+    awarded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("member_id", "achievement_id", name="uq_award_member"),)
+
+
+class AuditEntry(Base):
+    """Append-only: every award, revocation, grant, link and merge, with reason and evidence.
+
+    Database triggers (see the initial migration) refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    achievement_id: Mapped[str | None] = mapped_column(String(80))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    event_keys: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class OutboxItem(Base):
+    """A presentation change waiting for presenters; each presenter keeps its own cursor."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    member_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class PresenterCursor(Base):
+    """The last outbox item a presenter has applied: a presenter that is down loses nothing."""
+
+    __tablename__ = "presenter_cursors"
+
+    presenter: Mapped[str] = mapped_column(String(80), primary_key=True)
+    last_outbox_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, decide when a transaction begins (savepoints work), wait
+    # for a writer in another process instead of failing, and keep foreign keys honest.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front, so two writer processes queue instead of deadlocking.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings smallwins relies on for that dialect."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+@dataclass
+class Store:
+    """An opened, migrated database and its session factory."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the database at ``url`` and (by default) upgrade its schema to the newest revision."""
+    engine = create_db_engine(url)
+    if migrate:
+        from smallwins.core.migrate import upgrade
+
+        upgrade(engine)
+    log.debug("store.opened", dialect=engine.dialect.name)
+    return Store(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def insert_ignoring_conflict(
+    session: Session, model: type[Base], values: dict[str, Any], conflict_columns: list[str]
+) -> int | None:
+    """INSERT a row unless a unique constraint already holds it; the new id, or ``None``.
+
+    The database decides, not a Python set, so this holds across processes.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported dialects reach here
+        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    statement = (
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(model.id)  # type: ignore[attr-defined]
+    )
+    return session.execute(statement).scalar_one_or_none()

@@ -1,0 +1,162 @@
+"""Read models: finding a member, their standing and progress, and the leaderboard.
+
+The CLI and every presenter read through here, so "3 of 5 helpful replies" is computed once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from smallwins.core.contract import MemberSnapshot
+from smallwins.core.identity import identities_of
+from smallwins.core.rules import Catalogue
+from smallwins.core.store import Award, Identity, Member, RuleState
+
+
+class MemberNotFound(LookupError):
+    """No member matches what was asked for."""
+
+
+def find_member(session: Session, ref: str) -> Member:
+    """A member by id (``42``), platform account (``discord:1234``) or exact display name.
+
+    A merged member's id leads to the member it was merged into.
+    """
+    member: Member | None = None
+    if ref.isdigit():
+        member = session.get(Member, int(ref))
+    elif ":" in ref:
+        platform, account = ref.split(":", 1)
+        member_id = session.scalar(
+            select(Identity.member_id).where(Identity.platform == platform, Identity.account == account)
+        )
+        member = session.get(Member, member_id) if member_id is not None else None
+    if member is None:
+        matches = list(session.scalars(select(Member).where(Member.display_name == ref, Member.merged_into_id.is_(None))))
+        if len(matches) > 1:
+            raise MemberNotFound(f"{len(matches)} members are named '{ref}'; use an id or platform:account")
+        member = matches[0] if matches else None
+    if member is None:
+        raise MemberNotFound(f"no member '{ref}' (give an id, platform:account, or display name)")
+    while member.merged_into_id is not None:
+        member = session.get(Member, member.merged_into_id)  # type: ignore[assignment]
+    return member
+
+
+def rank_of(session: Session, member: Member) -> int | None:
+    """Competition rank on the all-time leaderboard (ties share a rank); private members have none."""
+    if member.private or member.merged_into_id is not None:
+        return None
+    ahead = session.scalar(
+        select(func.count()).select_from(Member).where(
+            Member.points > member.points, Member.merged_into_id.is_(None), Member.private.is_(False)
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    member_id: int
+    display_name: str
+    points: int
+
+
+def leaderboard(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
+    """The all-time leaderboard of public members, with competition ranks."""
+    members = session.execute(
+        select(Member.id, Member.display_name, Member.points)
+        .where(Member.merged_into_id.is_(None), Member.private.is_(False))
+        .order_by(Member.points.desc(), Member.id)
+        .limit(limit)
+    ).all()
+    rows: list[LeaderboardRow] = []
+    for position, (member_id, name, points) in enumerate(members, start=1):
+        rank = rows[-1].rank if rows and rows[-1].points == points else position
+        rows.append(LeaderboardRow(rank=rank, member_id=member_id, display_name=name, points=points))
+    return rows
+
+
+def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> MemberSnapshot:
+    """Everything shown about one member: identities, points, rank, awards, progress."""
+    member = session.get(Member, member_id)
+    if member is None:
+        raise MemberNotFound(f"no member {member_id}")
+    identities: dict[str, list[str]] = {}
+    for found in identities_of(session, member.id):
+        identities.setdefault(found.platform, []).append(found.account)
+    held = list(
+        session.scalars(select(Award).where(Award.member_id == member.id, Award.status == "active").order_by(Award.awarded_at))
+    )
+    awards = []
+    for row in held:
+        achievement = catalogue.achievements.get(row.achievement_id)
+        awards.append(
+            {
+                "id": row.achievement_id,
+                "name": achievement.name if achievement else row.achievement_id,
+                "description": achievement.description if achievement else "",
+                "tier": row.tier,
+                "awarded_at": row.awarded_at.isoformat(),
+                "origin": row.origin,
+            }
+        )
+    states = {
+        row.achievement_id: row.state
+        for row in session.scalars(select(RuleState).where(RuleState.member_id == member.id))
+    }
+    held_ids = {row.achievement_id for row in held}
+    progress = []
+    for achievement in catalogue.achievements.values():
+        state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
+        step = achievement.rule.progress(achievement.params, state)
+        progress.append(
+            {
+                "id": achievement.id,
+                "name": achievement.name,
+                "ladder": achievement.ladder,
+                "current": min(step.current, step.target),
+                "target": step.target,
+                "unit": step.unit,
+                "text": step.text(),
+                "earned": achievement.id in held_ids,
+            }
+        )
+    return MemberSnapshot(
+        member_id=member.id,
+        display_name=member.display_name,
+        identities=identities,
+        points=member.points,
+        rank=rank_of(session, member),
+        awards=awards,
+        progress=progress,
+        merged_into=member.merged_into_id,
+    )
+
+
+def next_targets(snapshot: MemberSnapshot) -> list[dict[str, object]]:
+    """Per ladder (or standalone achievement), the nearest unearned step: "what is next"."""
+    best: dict[str, dict[str, object]] = {}
+    for item in snapshot.progress:
+        if item["earned"]:
+            continue
+        group = str(item["ladder"] or item["id"])
+        current = best.get(group)
+        if current is None or int(item["target"]) < int(current["target"]):  # type: ignore[call-overload]
+            best[group] = item
+    return sorted(best.values(), key=lambda i: -(int(i["current"]) / max(int(i["target"]), 1)))  # type: ignore[call-overload]
+
+
+def rarity(session: Session) -> dict[str, float]:
+    """Share of (unmerged) members holding each achievement, 0..1."""
+    total = session.scalar(select(func.count()).select_from(Member).where(Member.merged_into_id.is_(None))) or 0
+    if not total:
+        return {}
+    counts = session.execute(
+        select(Award.achievement_id, func.count()).where(Award.status == "active").group_by(Award.achievement_id)
+    )
+    return {achievement_id: n / total for achievement_id, n in counts}

@@ -1,0 +1,112 @@
+"""A synthetic but believable creator community, for the demo and for tests at scale.
+
+Hundreds of members act over weeks on Discord, YouTube, the newsletter and the website. Activity
+is heavy-tailed (a few regulars, many occasional members, lurkers), weekends are quieter, some
+deliveries arrive twice (as webhooks do), and a few members use several platforms and later link
+their accounts. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from smallwins.core.events import Event
+from smallwins.core.identity import AccountRef
+
+FIRST_NAMES = (
+    "Ada Ben Cleo Dev Eli Fay Gus Hana Ivo Jun Kai Lea Milo Nia Otto Pia Quinn Rae Sam Tao Uma "
+    "Vik Wren Xia Yara Zed Ana Bo Cy Dina Emre Femi Gio Hugo Ines Jai Kofi Lina Mara Noor Oren"
+).split()
+LAST_NAMES = "Okafor Silva Novak Chen Haddad Ito Berg Moreau Quispe Kowalski Ndlovu Rossi Tanaka Vega".split()
+
+#: platform -> (event type, relative weight) members perform there.
+PLATFORM_ACTIONS: dict[str, list[tuple[str, int]]] = {
+    "discord": [("message.posted", 8), ("reaction.added", 5), ("thread.started", 1)],
+    "youtube": [("comment.posted", 5), ("video.liked", 3)],
+    "email": [("email.replied", 3), ("email.clicked", 4)],
+    "web": [("link.clicked", 4), ("form.submitted", 1)],
+}
+PLATFORM_SHARE = {"discord": 0.6, "youtube": 0.45, "email": 0.5, "web": 0.3}
+
+
+@dataclass
+class Persona:
+    name: str
+    accounts: dict[str, str]
+    daily_rate: float
+
+
+@dataclass
+class Community:
+    personas: list[Persona]
+    events: list[Event]
+    duplicates: int
+    links: list[tuple[AccountRef, AccountRef]] = field(default_factory=list)
+
+
+def _account_id(rng: random.Random, platform: str, name: str, n: int) -> str:
+    if platform == "discord":
+        return str(rng.randrange(10**17, 10**18))
+    if platform == "youtube":
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        return "UC" + "".join(rng.choice(alphabet) for _ in range(22))
+    if platform == "email":
+        return f"{name.lower().replace(' ', '.')}{n}@example.org"
+    return f"v-{rng.getrandbits(64):016x}"
+
+
+def _personas(rng: random.Random, count: int) -> list[Persona]:
+    personas = []
+    for n in range(count):
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        platforms = [p for p, share in PLATFORM_SHARE.items() if rng.random() < share] or ["discord"]
+        # Heavy tail: most members act rarely, a few nearly every day.
+        daily_rate = min(rng.paretovariate(1.5) * 0.12, 4.0)
+        personas.append(
+            Persona(name=name, accounts={p: _account_id(rng, p, name, n) for p in platforms}, daily_rate=daily_rate)
+        )
+    return personas
+
+
+def generate_community(
+    *, members: int = 400, weeks: int = 6, seed: int = 7, start: datetime = datetime(2026, 9, 7, tzinfo=UTC)
+) -> Community:
+    """Events of ``members`` people over ``weeks`` weeks, time-ordered, with duplicate deliveries."""
+    rng = random.Random(seed)
+    personas = _personas(rng, members)
+    events: list[Event] = []
+    duplicates = 0
+    for day in range(weeks * 7):
+        date = start + timedelta(days=day)
+        weekend = date.weekday() >= 5
+        for persona in personas:
+            rate = persona.daily_rate * (0.6 if weekend else 1.0)
+            actions = sum(1 for _ in range(6) if rng.random() < rate / 6)
+            for _ in range(actions):
+                platform = rng.choice(list(persona.accounts))
+                types, weights = zip(*PLATFORM_ACTIONS[platform], strict=True)
+                event_type = rng.choices(types, weights=weights)[0]
+                at = date + timedelta(seconds=rng.randrange(7 * 3600, 23 * 3600))
+                event = Event(
+                    id=f"{platform[:2]}-{rng.getrandbits(48):012x}",
+                    source=platform,
+                    type=event_type,
+                    subject=persona.accounts[platform],
+                    time=at,
+                    proof=f"https://{platform}.example/{event_type.replace('.', '/')}/{len(events)}",
+                    data={"display_name": persona.name},
+                )
+                events.append(event)
+                if rng.random() < 0.03:  # webhook retried: the same event delivered twice
+                    events.append(event)
+                    duplicates += 1
+    events.sort(key=lambda e: e.time)
+    links = [
+        (AccountRef(a, p.accounts[a]), AccountRef(b, p.accounts[b]))
+        for p in personas
+        if len(p.accounts) >= 2 and rng.random() < 0.25
+        for a, b in [list(p.accounts)[:2]]
+    ]
+    return Community(personas=personas, events=events, duplicates=duplicates, links=links)

@@ -1,0 +1,72 @@
+"""Built-in presenter ``web_widget``: one JSON document per member for a website widget.
+
+Idempotent by construction: the document is the member's whole current state, written only
+when it differs from what is on disk (atomically), so a re-run or a hand edit is repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from smallwins.core.contract import MemberSnapshot, OutboxChange, Presenter, PresenterSpec
+from smallwins.core.hookspecs import hookimpl
+
+log = structlog.get_logger(__name__)
+
+
+class WidgetSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str = "widgets"
+
+
+def widget_document(member: MemberSnapshot) -> dict[str, object]:
+    document = asdict(member)
+    document.pop("extra", None)
+    return document
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Atomically replace ``path`` with ``text`` unless it already holds exactly that."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return True
+
+
+class WebWidgetPresenter:
+    def __init__(self, settings: WidgetSettings) -> None:
+        self.root = Path(settings.output_dir)
+
+    def path_for(self, member_id: int) -> Path:
+        return self.root / "members" / f"{member_id}.json"
+
+    async def apply(self, change: OutboxChange, member: MemberSnapshot) -> None:
+        path = self.path_for(member.member_id)
+        if member.merged_into is not None:
+            path.unlink(missing_ok=True)
+            return
+        text = json.dumps(widget_document(member), indent=2, sort_keys=True) + "\n"
+        if write_if_changed(path, text):
+            log.debug("web_widget.written", member=member.member_id, change=change.id)
+
+
+def create(settings: BaseModel) -> Presenter:
+    assert isinstance(settings, WidgetSettings)
+    return WebWidgetPresenter(settings)
+
+
+@hookimpl
+def smallwins_register_presenters() -> list[PresenterSpec]:
+    return [PresenterSpec(name="web_widget", create=create, settings_model=WidgetSettings)]

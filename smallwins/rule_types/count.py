@@ -1,0 +1,61 @@
+"""Built-in rule type ``count``: first-action badges and milestone ladders (1st, 5th, 25th).
+
+Counts each matching event once (the store already dropped duplicates), optionally only from
+some sources, and is met when the count reaches ``threshold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from smallwins.core.events import Event, EventType
+from smallwins.core.hookspecs import hookimpl
+from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
+
+
+
+class CountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: list[EventType] = Field(min_length=1, description="event types that count")
+    sources: list[str] = Field(default_factory=list, description="only these sources; empty = any")
+    threshold: int = Field(default=1, ge=1, le=1_000_000)
+    unit: str = Field(default="contributions", max_length=60, description="shown as '3 of 5 UNIT'")
+
+
+class CountRule:
+    """Counts matching events; met at ``threshold``."""
+
+    name = "count"
+    params_model = CountParams
+
+    def triggers(self, params: CountParams) -> frozenset[str]:
+        return frozenset(params.events)
+
+    def initial_state(self, params: CountParams) -> dict[str, Any]:
+        return {"count": 0, "evidence": []}
+
+    def apply(
+        self, params: CountParams, state: Mapping[str, Any], event: Event, ctx: RuleContext
+    ) -> dict[str, Any] | None:
+        if event.type not in params.events or (params.sources and event.source not in params.sources):
+            return None
+        count = state.get("count", 0) + 1
+        evidence = list(state.get("evidence", []))
+        if len(evidence) < min(params.threshold, MAX_EVIDENCE):
+            evidence.append(event.key)
+        return {"count": count, "evidence": evidence}
+
+    def progress(self, params: CountParams, state: Mapping[str, Any]) -> Progress:
+        return Progress(current=state.get("count", 0), target=params.threshold, unit=params.unit)
+
+
+RULE: RuleType = CountRule()
+
+
+@hookimpl
+def smallwins_register_rule_types() -> list[RuleType]:
+    return [RULE]

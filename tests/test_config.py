@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from smallwins.core.app import build_app
+from smallwins.core.config import ConfigError, load_app_config, load_catalogue, resolve_secret
+from smallwins.core.plugins import PluginHost
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_repo_example_config_loads(host: PluginHost) -> None:
+    config = load_app_config(REPO / "plugins.toml")
+    assert set(config.enabled_plugins) >= {"jsonl", "web_widget"}
+    catalogue = load_catalogue(config.catalogue_path(), host.rule_types())
+    assert catalogue.achievements["regular"].params.threshold == 5
+
+
+def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins.toml", "[smallwins]\ncatalogue = \n")
+    with pytest.raises(ConfigError) as caught:
+        load_app_config(path)
+    assert str(path) in str(caught.value) and "line 2" in str(caught.value)
+
+
+def test_wrong_type_names_key_and_expectation(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins.toml", "[smallwins]\nlink_code_ttl_minutes = 'soon'\n")
+    with pytest.raises(ConfigError, match=r"key 'smallwins.link_code_ttl_minutes': Input should be a valid integer"):
+        load_app_config(path)
+
+
+def test_bad_timezone_and_unknown_table(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins.toml", "[smallwins]\ndefault_timezone = 'Mars/Olympus'\n")
+    with pytest.raises(ConfigError, match="smallwins.default_timezone.*IANA"):
+        load_app_config(path)
+    path = write(tmp_path, "plugins.toml", "[plugin.jsonl]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="key 'plugin': unknown table"):
+        load_app_config(path)
+
+
+def test_enabled_must_be_boolean(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins.toml", "[plugins.jsonl]\nenabled = 'yes'\n")
+    with pytest.raises(ConfigError, match="plugins.jsonl.enabled': expected true or false"):
+        load_app_config(path)
+
+
+def test_secret_in_file_is_refused_and_env_reference_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "plugins.toml", "[plugins.web_widget]\nenabled = true\ntoken = 'abc'\n")
+    config = load_app_config(path)
+    with pytest.raises(ConfigError, match="secrets must not be written in the file"):
+        config.plugin_settings("web_widget", PluginHost().presenters()["web_widget"].settings_model)
+    with pytest.raises(ConfigError, match="SW_TEST_TOKEN, which is not set"):
+        resolve_secret("SW_TEST_TOKEN", setting="plugins.x.token_env")
+    monkeypatch.setenv("SW_TEST_TOKEN", "s3cret")
+    assert resolve_secret("SW_TEST_TOKEN", setting="plugins.x.token_env") == "s3cret"
+
+
+def test_unknown_plugin_and_bad_plugin_setting(tmp_path: Path) -> None:
+    write(tmp_path, "achievements.toml", (REPO / "achievements.toml").read_text())
+    path = write(tmp_path, "plugins.toml", "[plugins.telepathy]\nenabled = true\n")
+    with pytest.raises(ConfigError, match="no installed plugin named 'telepathy'"):
+        build_app(path)
+    path = write(tmp_path, "plugins.toml", "[plugins.web_widget]\nenabled = true\noutput_directory = 'x'\n")
+    with pytest.raises(ConfigError, match="plugins.web_widget.output_directory': Extra inputs are not permitted"):
+        build_app(path)
+    assert not (tmp_path / "smallwins.db").exists(), "a bad config must fail before the store is touched"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[achievements.a]\nname='A'\ndescription='d'\nrule='sorcery'\n", "achievements.a.rule': unknown rule type 'sorcery'"),
+        ("[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['message.posted']\nthreshold=0\n",
+         "achievements.a.threshold': Input should be greater than or equal to 1"),
+        ("[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['Posted']\n", "achievements.a.events.0'"),
+        ("[achievements.a]\nname='A'\nrule='count'\nevents=['message.posted']\n", "achievements.a.description': Field required"),
+        ("[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['message.posted']\nthreshhold=3\n",
+         "achievements.a.threshhold': Extra inputs are not permitted"),
+        ("[points]\n'message.posted' = -1\n[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\n",
+         "points.\"message.posted\"': expected a whole number"),
+        ("[points]\n", "key 'achievements': expected at least one"),
+    ],
+)
+def test_bad_catalogue_errors_name_the_key(tmp_path: Path, host: PluginHost, text: str, message: str) -> None:
+    path = write(tmp_path, "achievements.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_catalogue(path, host.rule_types())
+    assert str(path) in str(caught.value)
+    assert message in str(caught.value)

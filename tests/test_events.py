@@ -1,0 +1,55 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from smallwins.core.events import InvalidEvent, parse_event
+
+VALID = {
+    "id": "m-1",
+    "source": "discord",
+    "type": "message.posted",
+    "subject": "80351110224678912",
+    "time": "2026-03-02T13:00:00+01:00",
+    "proof": "https://discord.com/channels/1/2/3",
+    "data": {"channel": "general"},
+}
+
+
+def test_valid_event_is_normalized_to_utc() -> None:
+    event = parse_event(VALID)
+    assert event.time == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    assert event.key == "discord:m-1"
+
+
+def test_json_text_is_accepted() -> None:
+    import json
+
+    assert parse_event(json.dumps(VALID)).subject == VALID["subject"]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"time": "2026-03-02T13:00:00"}, "'time'"),
+        ({"type": "Posted Message"}, "'type'"),
+        ({"source": "Discord!"}, "'source'"),
+        ({"subject": ""}, "'subject'"),
+        ({"data": {"blob": "x" * 5000}}, "'data'"),
+        ({"colour": "red"}, "'colour'"),
+    ],
+)
+def test_bad_fields_are_named(change: dict, named: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event({**VALID, **change})
+    assert named in str(caught.value)
+
+
+def test_missing_field_and_bad_json() -> None:
+    payload = dict(VALID)
+    del payload["subject"]
+    with pytest.raises(InvalidEvent, match="'subject': Field required"):
+        parse_event(payload)
+    with pytest.raises(InvalidEvent, match="not valid JSON"):
+        parse_event('{"id": ')
+    with pytest.raises(InvalidEvent, match="expected a JSON object"):
+        parse_event("[1, 2]")
