@@ -19,6 +19,9 @@ from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Catalogue
 from smallwins.core.store import Store, open_store
 
+from smallwins.core.logs import configure_logging
+
+configure_logging("WARNING")
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

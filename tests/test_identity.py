@@ -1,0 +1,92 @@
+"""Identity linking: one member across platforms, merged without double counting."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from smallwins.core.engine import Engine
+from smallwins.core.identity import AccountRef, IdentityError
+from smallwins.core.store import AuditEntry, Award, Member, Store, StoredEvent
+from smallwins.core.views import find_member, member_snapshot
+
+DISCORD = AccountRef("discord", "d1")
+YOUTUBE = AccountRef("youtube", "UCyt1")
+
+
+def standing(store: Store, engine: Engine, ref: str) -> tuple[int, int, dict[str, int], set[str]]:
+    """(member id, points, progress counts, active awards) of the member behind ``ref``."""
+    with store.sessions() as session:
+        member = find_member(session, ref)
+        snapshot = member_snapshot(session, engine.catalogue, member.id)
+    progress = {p["id"]: p["current"] for p in snapshot.progress}
+    return member.id, snapshot.points, progress, {a["id"] for a in snapshot.awards}
+
+
+def test_first_sight_creates_a_member_per_account(engine: Engine, store: Store, make_event) -> None:
+    engine.ingest(make_event(subject="d1", source="discord", display_name="Ada"))
+    engine.ingest(make_event(subject="UCyt1", source="youtube", type="comment.posted"))
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Member)) == 2
+        assert find_member(session, "Ada").id == find_member(session, "discord:d1").id
+
+
+def test_merge_combines_history_without_double_counting(engine: Engine, store: Store, make_event) -> None:
+    for _ in range(3):
+        engine.ingest(make_event(subject="d1", source="discord"))
+    for _ in range(2):
+        engine.ingest(make_event(subject="UCyt1", source="youtube", type="comment.posted"))
+    # Each account alone: First Words, 3 and 2 of 5 toward Regular.
+    assert standing(store, engine, "discord:d1")[1] == 3 * 2 + 10
+    assert standing(store, engine, "youtube:UCyt1")[1] == 2 * 2 + 10
+
+    code = engine.issue_link_code(DISCORD)
+    survivor = engine.redeem_link_code(code, YOUTUBE)
+
+    member_id, points, progress, held = standing(store, engine, "youtube:UCyt1")
+    assert member_id == survivor == standing(store, engine, "discord:d1")[0]
+    assert progress["regular"] == 5 and progress["first-words"] == 1
+    assert held == {"first-words", "regular"}
+    assert points == 5 * 2 + 10 + 25, "First Words counted once, Regular earned by the combined history"
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Award)) == 2
+        assert session.scalar(select(func.count()).select_from(StoredEvent).where(StoredEvent.member_id == survivor)) == 5
+        assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "merge")) == 2
+
+
+def test_link_code_presented_as_an_event(engine: Engine, store: Store, make_event) -> None:
+    engine.ingest(make_event(subject="d1", source="discord"))
+    code = engine.issue_link_code(DISCORD)
+    outcome = engine.ingest(make_event(subject="UCyt1", source="youtube", type="link.code_presented", code=code.lower()))
+    assert outcome.warning is None
+    assert standing(store, engine, "youtube:UCyt1")[0] == standing(store, engine, "discord:d1")[0]
+    # The same code a second time is refused; the event is still stored, nothing merges.
+    again = engine.ingest(make_event(subject="x@example.org", source="email", type="link.code_presented", code=code))
+    assert again.stored and "already used" in (again.warning or "")
+
+
+def test_bad_and_expired_codes(engine: Engine, clock, make_event) -> None:
+    with pytest.raises(IdentityError, match="unknown"):
+        engine.redeem_link_code("ZZZZ-ZZZZ", YOUTUBE)
+    code = engine.issue_link_code(DISCORD)
+    clock.advance(minutes=31)
+    with pytest.raises(IdentityError, match="expired"):
+        engine.redeem_link_code(code, YOUTUBE)
+    assert engine.link_code_ttl == timedelta(minutes=30)
+
+
+def test_unlink_splits_history_and_standing(engine: Engine, store: Store, make_event) -> None:
+    for _ in range(3):
+        engine.ingest(make_event(subject="d1", source="discord"))
+    for _ in range(2):
+        engine.ingest(make_event(subject="UCyt1", source="youtube", type="comment.posted"))
+    engine.redeem_link_code(engine.issue_link_code(DISCORD), YOUTUBE)
+    assert "regular" in standing(store, engine, "discord:d1")[3]
+
+    original, detached = engine.unlink(YOUTUBE)
+    _, points, progress, held = standing(store, engine, "discord:d1")
+    assert progress["regular"] == 3 and held == {"first-words"} and points == 3 * 2 + 10
+    _, points, progress, held = standing(store, engine, "youtube:UCyt1")
+    assert progress["regular"] == 2 and held == {"first-words"} and points == 2 * 2 + 10
+    with pytest.raises(IdentityError, match="only identity"):
+        engine.unlink(YOUTUBE)

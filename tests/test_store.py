@@ -1,0 +1,95 @@
+"""The store on real databases: migrations, idempotent ingest across processes, the audit log."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from smallwins.core.engine import Engine
+from smallwins.core.store import AuditEntry, Base, Member, StoredEvent, Store, open_store
+
+
+def test_migrations_match_the_models(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def test_reopening_keeps_data(database_url: str, engine: Engine, make_event) -> None:
+    engine.ingest(make_event())
+    reopened = open_store(database_url)
+    with reopened.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredEvent)) == 1
+    reopened.close()
+
+
+def test_same_event_twice_counts_once(engine: Engine, store: Store, make_event) -> None:
+    event = make_event(id="dup-1")
+    first, second = engine.ingest(event), engine.ingest(event)
+    assert first.stored and not second.stored
+    assert first.awarded == ["first-words"] and second.awarded == []
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredEvent)) == 1
+        assert session.scalar(select(Member.points)) == 2 + 10  # one message + First Words
+
+
+def test_same_id_from_another_source_is_another_event(engine: Engine, make_event) -> None:
+    assert engine.ingest(make_event(id="42", source="discord")).stored
+    assert engine.ingest(make_event(id="42", source="youtube", type="comment.posted")).stored
+
+
+def test_audit_log_is_append_only(engine: Engine, store: Store, make_event) -> None:
+    engine.ingest(make_event())
+    with store.sessions() as session:
+        entry = session.scalars(select(AuditEntry)).one()
+        assert entry.action == "award" and entry.event_keys
+    for statement in ("UPDATE audit_log SET reason = 'tampered'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(text(statement))
+    with store.sessions() as session:
+        assert session.scalars(select(AuditEntry.reason)).one() != "tampered"
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from smallwins.core.config import load_catalogue
+from smallwins.core.engine import Engine
+from smallwins.core.events import parse_event
+from smallwins.core.plugins import PluginHost
+from smallwins.core.store import open_store
+
+url, events_file, catalogue_file = sys.argv[1:4]
+store = open_store(url)
+engine = Engine(store, load_catalogue(Path(catalogue_file), PluginHost().rule_types()))
+events = [parse_event(line) for line in Path(events_file).read_text().splitlines()]
+for outcome in engine.ingest_many(events, batch_size=7):
+    pass
+"""
+
+
+def test_two_processes_ingesting_the_same_events_count_once(
+    database_url: str, store: Store, tmp_path: Path, make_event
+) -> None:
+    events = [make_event(subject=f"user{i % 10}", id=f"ev{i}") for i in range(120)]
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("\n".join(json.dumps(e.to_json()) for e in events))
+    catalogue_file = Path(__file__).resolve().parent.parent / "achievements.toml"
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WORKER, database_url, str(events_file), str(catalogue_file)])
+        for _ in range(2)
+    ]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0]
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredEvent)) == 120
+        assert session.scalar(select(func.count()).select_from(Member)) == 10
+        # each of the 10 members: 12 messages (24 points) + First Words (10) + Regular (25)
+        assert sorted(session.scalars(select(Member.points))) == [59] * 10
+        awards = session.execute(text("SELECT achievement_id, count(*) FROM awards GROUP BY achievement_id")).all()
+        assert dict(awards) == {"first-words": 10, "regular": 10}
