@@ -1,6 +1,7 @@
 # Sourced by scripts/test: make a real PostgreSQL reachable on 127.0.0.1 and export
 # SMALLWINS_TEST_PG_URL. Order: a URL already given; the machine's server if it lets the
 # postgres role in; otherwise a private throwaway cluster (installing PostgreSQL if missing).
+# SMALLWINS_TEST_PG=private skips the machine's server and always uses the private cluster.
 set -euo pipefail
 
 pg_try() { psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
@@ -43,7 +44,9 @@ pg_private_cluster() {
 if [ -z "${SMALLWINS_TEST_PG_URL:-}" ]; then
   pg_install
   PG_ADMIN_URL="postgresql://postgres@127.0.0.1:5432/postgres"
-  if ! pg_try "$PG_ADMIN_URL"; then
+  if [ "${SMALLWINS_TEST_PG:-}" = private ]; then
+    pg_private_cluster
+  elif ! pg_try "$PG_ADMIN_URL"; then
     if command -v pg_ctlcluster >/dev/null && [ "$(id -u)" = 0 ] && ls /etc/postgresql/*/main >/dev/null 2>&1; then
       pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start >/dev/null 2>&1 || true
     fi

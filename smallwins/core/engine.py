@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from smallwins.core import awards, identity
@@ -29,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 SYSTEM_ACTOR = "smallwins"
 LINK_EVENT = "link.code_presented"
+#: ``session.info`` key of the rule states loaded in this transaction, by member.
+RULE_STATES = "smallwins.rule_states"
 
 
 @dataclass
@@ -116,14 +119,24 @@ class Engine:
             yield from self._ingest_batch(batch)
 
     def _ingest_batch(self, batch: list[Event]) -> list[IngestOutcome]:
-        outcomes = []
-        with self.store.sessions.begin() as session:
-            for event in batch:
-                with session.begin_nested():
-                    outcomes.append(self._ingest(session, event))
-        return outcomes
+        """One transaction for the batch; if it fails, one transaction per event, so that every
+        event that can land does (re-ingesting the ones already stored is a no-op)."""
+        try:
+            with self.store.sessions.begin() as session:
+                return [self._ingest(session, event) for event in batch]
+        except SQLAlchemyError as exc:
+            if len(batch) == 1:
+                raise
+            log.warning("ingest.batch_failed_retrying_singly", size=len(batch), error=str(exc))
+            return [self.ingest(event) for event in batch]
 
     def _ingest(self, session: Session, event: Event) -> IngestOutcome:
+        # Changes of a batch are written in one flush at commit (state lookups go through the
+        # per-transaction caches); operations that query across members flush first.
+        with session.no_autoflush:
+            return self._ingest_unflushed(session, event)
+
+    def _ingest_unflushed(self, session: Session, event: Event) -> IngestOutcome:
         ref = AccountRef(event.source, event.subject)
         member = identity.resolve_member(session, ref, display_name=event.data.get("display_name"))
         row_id = insert_ignoring_conflict(
@@ -167,15 +180,7 @@ class Engine:
         candidates = self.catalogue.triggered_by(event.type)
         if not candidates:
             return []
-        saved = {
-            row.achievement_id: row
-            for row in session.scalars(
-                select(RuleState).where(
-                    RuleState.member_id == member.id,
-                    RuleState.achievement_id.in_([a.id for a in candidates]),
-                )
-            )
-        }
+        saved = self._rule_states(session, member.id, [a.id for a in candidates])
         ctx = self._context(member)
         earned = []
         for achievement in candidates:
@@ -187,6 +192,7 @@ class Engine:
             if row is None:
                 row = RuleState(member_id=member.id, achievement_id=achievement.id, met=False)
                 session.add(row)
+                saved[achievement.id] = row
             row.state = new_state
             if achievement.rule.progress(achievement.params, new_state).met and not row.met:
                 row.met = True
@@ -195,6 +201,24 @@ class Engine:
                 ):
                     earned.append(achievement.id)
         return earned
+
+    @staticmethod
+    def _rule_states(session: Session, member_id: int, achievement_ids: list[str]) -> dict[str, RuleState | None]:
+        """The member's saved states for these achievements, loaded once per transaction.
+
+        Rows created during the transaction are put into the same cache, so they are found
+        before they are flushed; a batch then writes all its state changes in one flush.
+        """
+        cache: dict[int, dict[str, RuleState | None]] = session.info.setdefault(RULE_STATES, {})
+        states = cache.setdefault(member_id, {})
+        missing = [a for a in achievement_ids if a not in states]
+        if missing:
+            states.update(dict.fromkeys(missing))
+            rows = session.scalars(
+                select(RuleState).where(RuleState.member_id == member_id, RuleState.achievement_id.in_(missing))
+            )
+            states.update({row.achievement_id: row for row in rows})
+        return states
 
     def _award_by_rule(
         self,
@@ -245,6 +269,7 @@ class Engine:
         return None
 
     def _merge(self, session: Session, survivor_id: int, loser_id: int, *, reason: str) -> int:
+        session.flush()
         survivor = identity.lock_member(session, survivor_id)
         loser = identity.lock_member(session, loser_id)
         if survivor.id == loser.id:
@@ -252,7 +277,9 @@ class Engine:
         now = self.clock()
         self._merge_awards(session, survivor.id, loser.id)
         identity.move_member_data(session, from_id=loser.id, to_id=survivor.id)
+        identity.forget_resolved(session)
         session.execute(delete(RuleState).where(RuleState.member_id == loser.id))
+        session.info.get(RULE_STATES, {}).pop(loser.id, None)
         loser.merged_into_id, loser.points = survivor.id, 0
         for member_id, other in ((survivor.id, loser.id), (loser.id, survivor.id)):
             awards.audit(
@@ -291,6 +318,7 @@ class Engine:
                 raise IdentityError(f"no member has the identity {ref}")
             original = identity.lock_member(session, found.member_id)
             detached = identity.detach_identity(session, found)
+            identity.forget_resolved(session)
             now = self.clock()
             for member_id in (original.id, detached.id):
                 awards.audit(
@@ -326,8 +354,10 @@ class Engine:
 
     def _recompute(self, session: Session, member: Member, *, reason: str) -> None:
         """Replace the member's rule states and rule awards with what their history earns."""
+        session.flush()
         states, met_at = self.replay_states(session, member)
         session.execute(delete(RuleState).where(RuleState.member_id == member.id))
+        session.info.get(RULE_STATES, {}).pop(member.id, None)
         met: dict[str, dict[str, Any]] = {}
         for achievement_id, state in states.items():
             achievement = self.catalogue.achievements[achievement_id]

@@ -44,8 +44,29 @@ def lock_member(session: Session, member_id: int) -> Member:
         member_id = member.merged_into_id
 
 
+#: ``session.info`` key of the accounts already resolved (and locked) in this transaction.
+RESOLVED = "smallwins.resolved_members"
+
+
+def forget_resolved(session: Session) -> None:
+    """Drop the per-transaction account cache; needed after identities move (merge, unlink)."""
+    session.info.pop(RESOLVED, None)
+
+
 def resolve_member(session: Session, ref: AccountRef, *, display_name: str | None = None) -> Member:
-    """The member behind a platform account, created on first sight (safe across processes)."""
+    """The member behind a platform account, created on first sight (safe across processes).
+
+    Within one transaction an account is looked up (and its member row-locked) once.
+    """
+    resolved: dict[AccountRef, Member] = session.info.setdefault(RESOLVED, {})
+    if ref in resolved:
+        return resolved[ref]
+    member = _lookup_or_create(session, ref, display_name=display_name)
+    resolved[ref] = member
+    return member
+
+
+def _lookup_or_create(session: Session, ref: AccountRef, *, display_name: str | None) -> Member:
     member_id = session.scalar(
         select(Identity.member_id).where(Identity.platform == ref.platform, Identity.account == ref.account)
     )
@@ -63,7 +84,7 @@ def resolve_member(session: Session, ref: AccountRef, *, display_name: str | Non
             if inserted is None:  # another process created it between our read and write
                 session.delete(member)
         if inserted is None:
-            return resolve_member(session, ref, display_name=display_name)
+            return _lookup_or_create(session, ref, display_name=display_name)
         member_id = member.id
     return lock_member(session, member_id)
 
