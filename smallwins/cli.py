@@ -26,18 +26,16 @@ from smallwins.core.logs import configure_logging
 from smallwins.core.plugins import PluginHost
 from smallwins.render import catalogue_table, leaderboard_table, member_card
 
-app = typer.Typer(help="smallwins: one achievement system across every platform your community uses.", no_args_is_help=True)
+app = typer.Typer(
+    help="smallwins: one achievement system across every platform your community uses.", no_args_is_help=True
+)
 link_app = typer.Typer(help="Link one member's accounts on different platforms.", no_args_is_help=True)
 app.add_typer(link_app, name="link")
 console = Console()
 errors = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", envvar="SMALLWINS_CONFIG", help="plugins.toml to use")
-]
-DatabaseOption = Annotated[
-    str | None, typer.Option("--db", help="SQLAlchemy URL; overrides the store in plugins.toml")
-]
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", envvar="SMALLWINS_CONFIG", help="plugins.toml to use")]
+DatabaseOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL; overrides the store in plugins.toml")]
 
 
 @app.callback()
@@ -152,7 +150,9 @@ def leaderboard(
         console.print(leaderboard_table(views.leaderboard(session, limit=limit)))
 
 
-def _moderate(action: str, member: str, achievement: str, reason: str, actor: str, config: Path, database: str | None) -> None:
+def _moderate(
+    action: str, member: str, achievement: str, reason: str, actor: str, config: Path, database: str | None
+) -> None:
     with opened(config, database) as smallwins:
         with smallwins.store.sessions() as session:
             try:
@@ -166,7 +166,9 @@ def _moderate(action: str, member: str, achievement: str, reason: str, actor: st
             raise fail(str(exc).strip("\"'")) from None
         deliver_outbox(smallwins)
     verb = "granted" if action == "grant" else "revoked"
-    console.print(f"{achievement} {verb} for member {member_id}" if changed else f"nothing to do: {achievement} already {verb}")
+    console.print(
+        f"{achievement} {verb} for member {member_id}" if changed else f"nothing to do: {achievement} already {verb}"
+    )
 
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="why; kept in the audit log")]
@@ -223,6 +225,23 @@ def present(config: ConfigOption = Path("plugins.toml"), database: DatabaseOptio
     """Deliver pending outbox changes to every enabled presenter."""
     with opened(config, database) as smallwins:
         console.print(f"applied: {deliver_outbox(smallwins)}")
+
+
+@app.command()
+def run(
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+    outbox_interval: Annotated[float, typer.Option(min=0.1, help="seconds between outbox deliveries")] = 2.0,
+) -> None:
+    """Run the enabled sources' capture tasks and deliver to presenters until Ctrl-C."""
+    from smallwins.core.runtime import run as run_forever
+
+    configure_logging("INFO")
+    with opened(config, database) as smallwins:
+        try:
+            anyio.run(lambda: run_forever(smallwins, outbox_interval=outbox_interval))
+        except KeyboardInterrupt:
+            console.print("stopped")
 
 
 @link_app.command("code")

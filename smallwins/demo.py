@@ -15,11 +15,65 @@ from datetime import UTC, datetime, timedelta
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef
 
-FIRST_NAMES = (
-    "Ada Ben Cleo Dev Eli Fay Gus Hana Ivo Jun Kai Lea Milo Nia Otto Pia Quinn Rae Sam Tao Uma "
-    "Vik Wren Xia Yara Zed Ana Bo Cy Dina Emre Femi Gio Hugo Ines Jai Kofi Lina Mara Noor Oren"
-).split()
-LAST_NAMES = "Okafor Silva Novak Chen Haddad Ito Berg Moreau Quispe Kowalski Ndlovu Rossi Tanaka Vega".split()
+FIRST_NAMES = [
+    "Ada",
+    "Ben",
+    "Cleo",
+    "Dev",
+    "Eli",
+    "Fay",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kai",
+    "Lea",
+    "Milo",
+    "Nia",
+    "Otto",
+    "Pia",
+    "Quinn",
+    "Rae",
+    "Sam",
+    "Tao",
+    "Uma",
+    "Vik",
+    "Wren",
+    "Xia",
+    "Yara",
+    "Zed",
+    "Ana",
+    "Bo",
+    "Cy",
+    "Dina",
+    "Emre",
+    "Femi",
+    "Gio",
+    "Hugo",
+    "Ines",
+    "Jai",
+    "Kofi",
+    "Lina",
+    "Mara",
+    "Noor",
+    "Oren",
+]
+LAST_NAMES = [
+    "Okafor",
+    "Silva",
+    "Novak",
+    "Chen",
+    "Haddad",
+    "Ito",
+    "Berg",
+    "Moreau",
+    "Quispe",
+    "Kowalski",
+    "Ndlovu",
+    "Rossi",
+    "Tanaka",
+    "Vega",
+]
 
 #: platform -> (event type, relative weight) members perform there.
 PLATFORM_ACTIONS: dict[str, list[tuple[str, int]]] = {

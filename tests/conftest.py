@@ -15,11 +15,10 @@ from sqlalchemy import create_engine, text
 from smallwins.core.config import load_catalogue
 from smallwins.core.engine import Engine
 from smallwins.core.events import Event
+from smallwins.core.logs import configure_logging
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Catalogue
 from smallwins.core.store import Store, open_store
-
-from smallwins.core.logs import configure_logging
 
 configure_logging("WARNING")
 REPO = Path(__file__).resolve().parent.parent

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-GOOD = {"source": "discord", "type": "message.posted", "subject": "d1", "time": "2026-03-02T12:00:00Z",
-        "data": {"display_name": "Ada"}}
+GOOD = {
+    "source": "discord",
+    "type": "message.posted",
+    "subject": "d1",
+    "time": "2026-03-02T12:00:00Z",
+    "data": {"display_name": "Ada"},
+}
 
 
 def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -54,8 +59,11 @@ def test_ingest_reports_bad_lines_keeps_the_rest_and_is_idempotent(workdir: Path
 
 
 def test_moderation_leaderboard_links_and_plugins(workdir: Path) -> None:
-    events = [dict(GOOD, id="a"), dict(GOOD, id="b", subject="d2", data={"display_name": "Ben"}),
-              dict(GOOD, id="c", source="youtube", type="comment.posted", subject="UC1", data={})]
+    events = [
+        dict(GOOD, id="a"),
+        dict(GOOD, id="b", subject="d2", data={"display_name": "Ben"}),
+        dict(GOOD, id="c", source="youtube", type="comment.posted", subject="UC1", data={}),
+    ]
     (workdir / "e.jsonl").write_text("\n".join(json.dumps(e) for e in events))
     run("ingest", "e.jsonl", cwd=workdir)
 

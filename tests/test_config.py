@@ -37,7 +37,7 @@ def test_wrong_type_names_key_and_expectation(tmp_path: Path) -> None:
 
 def test_bad_timezone_and_unknown_table(tmp_path: Path) -> None:
     path = write(tmp_path, "plugins.toml", "[smallwins]\ndefault_timezone = 'Mars/Olympus'\n")
-    with pytest.raises(ConfigError, match="smallwins.default_timezone.*IANA"):
+    with pytest.raises(ConfigError, match=r"smallwins\.default_timezone.*IANA"):
         load_app_config(path)
     path = write(tmp_path, "plugins.toml", "[plugin.jsonl]\nenabled = true\n")
     with pytest.raises(ConfigError, match="key 'plugin': unknown table"):
@@ -46,7 +46,7 @@ def test_bad_timezone_and_unknown_table(tmp_path: Path) -> None:
 
 def test_enabled_must_be_boolean(tmp_path: Path) -> None:
     path = write(tmp_path, "plugins.toml", "[plugins.jsonl]\nenabled = 'yes'\n")
-    with pytest.raises(ConfigError, match="plugins.jsonl.enabled': expected true or false"):
+    with pytest.raises(ConfigError, match=r"plugins\.jsonl\.enabled': expected true or false"):
         load_app_config(path)
 
 
@@ -67,7 +67,7 @@ def test_unknown_plugin_and_bad_plugin_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no installed plugin named 'telepathy'"):
         build_app(path)
     path = write(tmp_path, "plugins.toml", "[plugins.web_widget]\nenabled = true\noutput_directory = 'x'\n")
-    with pytest.raises(ConfigError, match="plugins.web_widget.output_directory': Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"plugins\.web_widget\.output_directory': Extra inputs are not permitted"):
         build_app(path)
     assert not (tmp_path / "smallwins.db").exists(), "a bad config must fail before the store is touched"
 
@@ -75,15 +75,28 @@ def test_unknown_plugin_and_bad_plugin_setting(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[achievements.a]\nname='A'\ndescription='d'\nrule='sorcery'\n", "achievements.a.rule': unknown rule type 'sorcery'"),
-        ("[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['message.posted']\nthreshold=0\n",
-         "achievements.a.threshold': Input should be greater than or equal to 1"),
+        (
+            "[achievements.a]\nname='A'\ndescription='d'\nrule='sorcery'\n",
+            "achievements.a.rule': unknown rule type 'sorcery'",
+        ),
+        (
+            "[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['message.posted']\nthreshold=0\n",
+            "achievements.a.threshold': Input should be greater than or equal to 1",
+        ),
         ("[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['Posted']\n", "achievements.a.events.0'"),
-        ("[achievements.a]\nname='A'\nrule='count'\nevents=['message.posted']\n", "achievements.a.description': Field required"),
-        ("[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['message.posted']\nthreshhold=3\n",
-         "achievements.a.threshhold': Extra inputs are not permitted"),
-        ("[points]\n'message.posted' = -1\n[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\n",
-         "points.\"message.posted\"': expected a whole number"),
+        (
+            "[achievements.a]\nname='A'\nrule='count'\nevents=['message.posted']\n",
+            "achievements.a.description': Field required",
+        ),
+        (
+            "[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['message.posted']\nthreshhold=3\n",
+            "achievements.a.threshhold': Extra inputs are not permitted",
+        ),
+        (
+            "[points]\n'message.posted' = -1\n[achievements.a]\nname='A'\n"
+            "description='d'\nrule='count'\nevents=['a.b']\n",
+            'points."message.posted"\': expected a whole number',
+        ),
         ("[points]\n", "key 'achievements': expected at least one"),
     ],
 )

@@ -67,7 +67,11 @@ def test_moderator_revoke_holds_and_grant_survives_recompute(engine: Engine, sto
         assert session.get(Member, member_id).points == 2 + 100
         actions = [(e.action, e.actor) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
         assert actions == [("award", "smallwins"), ("revoke", "mod-ann"), ("grant", "mod-ann")]
-        assert [o.kind for o in session.scalars(select(OutboxItem).order_by(OutboxItem.id))][:3] == ["award", "revoke", "member.updated"]
+        assert [o.kind for o in session.scalars(select(OutboxItem).order_by(OutboxItem.id))][:3] == [
+            "award",
+            "revoke",
+            "member.updated",
+        ]
 
 
 def test_moderator_action_needs_reason_and_known_achievement(engine: Engine, make_event) -> None:
@@ -96,9 +100,7 @@ def outcome_of(engine: Engine, store: Store) -> dict[str, object]:
                 for a, m in session.execute(select(Award, Member).join(Member, Award.member_id == Member.id))
             ),
             "points": sorted((m.display_name, m.points) for m in session.scalars(select(Member))),
-            "counters": sorted(
-                (r.achievement_id, r.state["count"]) for r in session.scalars(select(RuleState))
-            ),
+            "counters": sorted((r.achievement_id, r.state["count"]) for r in session.scalars(select(RuleState))),
         }
 
 
@@ -117,7 +119,11 @@ def test_shuffled_and_duplicated_events_give_the_same_result(database_url, catal
 
         if database_url.startswith("postgresql"):
             reset_postgres(database_url)
-        url = database_url if database_url.startswith("postgresql") else database_url.replace(".db", f"-{len(results)}-{id(raw)}.db")
+        url = (
+            database_url
+            if database_url.startswith("postgresql")
+            else database_url.replace(".db", f"-{len(results)}-{id(raw)}.db")
+        )
         store = open_store(url)
         engine = Engine(store, catalogue)
         list(engine.ingest_many(order, batch_size=batch_size))

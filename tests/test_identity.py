@@ -50,14 +50,18 @@ def test_merge_combines_history_without_double_counting(engine: Engine, store: S
     assert points == 5 * 2 + 10 + 25, "First Words counted once, Regular earned by the combined history"
     with store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Award)) == 2
-        assert session.scalar(select(func.count()).select_from(StoredEvent).where(StoredEvent.member_id == survivor)) == 5
+        assert (
+            session.scalar(select(func.count()).select_from(StoredEvent).where(StoredEvent.member_id == survivor)) == 5
+        )
         assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "merge")) == 2
 
 
 def test_link_code_presented_as_an_event(engine: Engine, store: Store, make_event) -> None:
     engine.ingest(make_event(subject="d1", source="discord"))
     code = engine.issue_link_code(DISCORD)
-    outcome = engine.ingest(make_event(subject="UCyt1", source="youtube", type="link.code_presented", code=code.lower()))
+    outcome = engine.ingest(
+        make_event(subject="UCyt1", source="youtube", type="link.code_presented", code=code.lower())
+    )
     assert outcome.warning is None
     assert standing(store, engine, "youtube:UCyt1")[0] == standing(store, engine, "discord:d1")[0]
     # The same code a second time is refused; the event is still stored, nothing merges.
@@ -83,7 +87,7 @@ def test_unlink_splits_history_and_standing(engine: Engine, store: Store, make_e
     engine.redeem_link_code(engine.issue_link_code(DISCORD), YOUTUBE)
     assert "regular" in standing(store, engine, "discord:d1")[3]
 
-    original, detached = engine.unlink(YOUTUBE)
+    _original, _detached = engine.unlink(YOUTUBE)
     _, points, progress, held = standing(store, engine, "discord:d1")
     assert progress["regular"] == 3 and held == {"first-words"} and points == 3 * 2 + 10
     _, points, progress, held = standing(store, engine, "youtube:UCyt1")

@@ -8,7 +8,6 @@ import anyio
 import pytest
 
 from smallwins.core.config import parse_catalogue
-from smallwins.core.contract import MemberSnapshot, OutboxChange
 from smallwins.core.engine import Engine
 from smallwins.core.outbox import deliver
 from smallwins.core.plugins import PluginHost, entry_point_names
@@ -69,10 +68,12 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     dist = site / "smallwins_longpost-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: smallwins-longpost\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(dedent("""
+    (dist / "entry_points.txt").write_text(
+        dedent("""
         [smallwins]
         longpost = smallwins_longpost
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(site))
     yield
     import sys
@@ -96,8 +97,16 @@ def test_third_party_plugin_is_discovered_and_called(installed_plugin: None, sto
     assert set(installed["longpost"].provides) == {"rule type:long_post", "presenter:recorder", "source:smoke_signals"}
 
     catalogue = parse_catalogue(
-        {"achievements": {"essayist": {"name": "Essayist", "description": "Wrote a long post.",
-                                       "rule": "long_post", "min_words": 5}}},
+        {
+            "achievements": {
+                "essayist": {
+                    "name": "Essayist",
+                    "description": "Wrote a long post.",
+                    "rule": "long_post",
+                    "min_words": 5,
+                }
+            }
+        },
         host.rule_types(),
         path=Path("inline.toml"),
     )
@@ -114,4 +123,4 @@ def test_third_party_plugin_is_discovered_and_called(installed_plugin: None, sto
     import smallwins_longpost
 
     assert applied == {"recorder": 1}
-    assert smallwins_longpost.APPLIED == [("award", long.member_id)]
+    assert [("award", long.member_id)] == smallwins_longpost.APPLIED

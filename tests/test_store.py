@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from smallwins.core.engine import Engine
-from smallwins.core.store import AuditEntry, Base, Member, StoredEvent, Store, open_store
+from smallwins.core.store import AuditEntry, Base, Member, Store, StoredEvent, open_store
 
 
 def test_migrations_match_the_models(store: Store) -> None:

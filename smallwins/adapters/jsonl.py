@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from smallwins.core.contract import EventSink, SourceSpec
 from smallwins.core.events import Event, InvalidEvent, parse_event
 from smallwins.core.hookspecs import hookimpl
+
+log = structlog.get_logger(__name__)
 
 
 class JsonlSettings(BaseModel):
@@ -52,17 +55,32 @@ def normalize(payload: Mapping[str, Any]) -> list[Event]:
 
 
 async def follow(settings: BaseModel, sink: EventSink) -> None:
-    """Ingest lines appended to ``settings.path`` until cancelled."""
+    """Ingest lines appended to ``settings.path`` until cancelled.
+
+    Reads from a byte offset, only whole lines (a writer may be mid-line); a bad line is logged
+    with its number and skipped.
+    """
     assert isinstance(settings, JsonlSettings)
     if settings.path is None:
         return
-    path, next_line = Path(settings.path), 1
+    path, offset, line_number = Path(settings.path), 0, 0
     while True:
         if path.exists():
-            results = list(read_lines(path, start_line=next_line))
-            if results:
-                next_line = results[-1].line_number + 1
-                await sink([r.event for r in results if r.event is not None])
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            offset += len(complete)
+            events = []
+            for raw in complete.decode("utf-8").splitlines():
+                line_number += 1
+                if not raw.strip():
+                    continue
+                try:
+                    events.append(parse_event(raw))
+                except InvalidEvent as exc:
+                    log.warning("jsonl.bad_line", path=str(path), line=line_number, error=str(exc))
+            await sink(events)
         await anyio.sleep(settings.poll_seconds)
 
 

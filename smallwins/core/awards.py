@@ -51,9 +51,7 @@ def enqueue(session: Session, *, member_id: int, kind: str, at: datetime, payloa
 
 
 def find_award(session: Session, member_id: int, achievement_id: str) -> Award | None:
-    return session.scalar(
-        select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id)
-    )
+    return session.scalar(select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id))
 
 
 def award(

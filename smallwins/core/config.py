@@ -75,7 +75,6 @@ class CoreSettings(BaseModel):
     store: StoreSettings = StoreSettings()
 
 
-
 @dataclass
 class AppConfig:
     """The validated ``plugins.toml``: core settings and each plugin's raw table."""
@@ -112,7 +111,7 @@ class AppConfig:
             if any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
                 raise ConfigError(
                     f"{self.path}: key 'plugins.{name}.{key}': secrets must not be written in the "
-                    f"file; name an environment variable instead, e.g. {key}_env = \"MY_VAR\""
+                    f'file; name an environment variable instead, e.g. {key}_env = "MY_VAR"'
                 )
         try:
             return model.model_validate(table)
@@ -133,9 +132,7 @@ def load_app_config(path: Path) -> AppConfig:
     raw = load_toml(path)
     unknown = sorted(set(raw) - {"smallwins", "plugins"})
     if unknown:
-        raise ConfigError(
-            f"{path}: key '{unknown[0]}': unknown table; expected only [smallwins] and [plugins.NAME]"
-        )
+        raise ConfigError(f"{path}: key '{unknown[0]}': unknown table; expected only [smallwins] and [plugins.NAME]")
     try:
         core = CoreSettings.model_validate(raw.get("smallwins", {}))
     except ValidationError as exc:
@@ -164,9 +161,7 @@ class AchievementEntry(BaseModel):
     ladder: str | None = Field(default=None, max_length=80)
 
 
-def parse_catalogue(
-    raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], *, path: Path
-) -> Catalogue:
+def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], *, path: Path) -> Catalogue:
     """Validate a catalogue document against the installed rule types."""
     unknown = sorted(set(raw) - {"points", "achievements"})
     if unknown:

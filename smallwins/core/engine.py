@@ -283,7 +283,12 @@ class Engine:
         loser.merged_into_id, loser.points = survivor.id, 0
         for member_id, other in ((survivor.id, loser.id), (loser.id, survivor.id)):
             awards.audit(
-                session, action="merge", member_id=member_id, actor=SYSTEM_ACTOR, reason=reason, at=now,
+                session,
+                action="merge",
+                member_id=member_id,
+                actor=SYSTEM_ACTOR,
+                reason=reason,
+                at=now,
                 details={"survivor": survivor.id, "merged": loser.id, "other": other},
             )
         awards.enqueue(session, member_id=loser.id, kind="member.merged", at=now, payload={"into": survivor.id})
@@ -322,8 +327,13 @@ class Engine:
             now = self.clock()
             for member_id in (original.id, detached.id):
                 awards.audit(
-                    session, action="unlink", member_id=member_id, actor=SYSTEM_ACTOR,
-                    reason=f"{ref} unlinked", at=now, details={"from": original.id, "to": detached.id},
+                    session,
+                    action="unlink",
+                    member_id=member_id,
+                    actor=SYSTEM_ACTOR,
+                    reason=f"{ref} unlinked",
+                    at=now,
+                    details={"from": original.id, "to": detached.id},
                 )
             self._recompute(session, original, reason=f"unlink of {ref}")
             self._recompute(session, detached, reason=f"unlink of {ref}")
@@ -374,8 +384,13 @@ class Engine:
         for achievement_id, row in held.items():
             if row.status == "active" and achievement_id not in met and achievement_id in self.catalogue.achievements:
                 awards.revoke(
-                    session, member, self.catalogue.achievements[achievement_id], origin=awards.RULE,
-                    actor=SYSTEM_ACTOR, reason=reason, at=self.clock(),
+                    session,
+                    member,
+                    self.catalogue.achievements[achievement_id],
+                    origin=awards.RULE,
+                    actor=SYSTEM_ACTOR,
+                    reason=reason,
+                    at=self.clock(),
                 )
         member.points = self._points_from_history(session, member.id)
         awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
@@ -385,10 +400,10 @@ class Engine:
             select(StoredEvent.type, func.count()).where(StoredEvent.member_id == member_id).group_by(StoredEvent.type)
         )
         points = sum(self.catalogue.event_points.get(event_type, 0) * n for event_type, n in by_type)
-        active = session.scalars(select(Award.achievement_id).where(Award.member_id == member_id, Award.status == "active"))
-        return points + sum(
-            self.catalogue.achievements[a].points for a in active if a in self.catalogue.achievements
+        active = session.scalars(
+            select(Award.achievement_id).where(Award.member_id == member_id, Award.status == "active")
         )
+        return points + sum(self.catalogue.achievements[a].points for a in active if a in self.catalogue.achievements)
 
     def recompute(self, member_id: int, *, reason: str) -> None:
         with self.store.sessions.begin() as session:
@@ -402,7 +417,9 @@ class Engine:
     def revoke(self, member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
         return self._moderate(awards.revoke, member_id, achievement_id, actor=actor, reason=reason)
 
-    def _moderate(self, action: Callable[..., bool], member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
+    def _moderate(
+        self, action: Callable[..., bool], member_id: int, achievement_id: str, *, actor: str, reason: str
+    ) -> bool:
         if not reason.strip():
             raise ValueError("a moderator action needs a reason")
         achievement = self.catalogue.get(achievement_id)

@@ -90,9 +90,7 @@ def _lookup_or_create(session: Session, ref: AccountRef, *, display_name: str | 
 
 
 def find_identity(session: Session, ref: AccountRef) -> Identity | None:
-    return session.scalar(
-        select(Identity).where(Identity.platform == ref.platform, Identity.account == ref.account)
-    )
+    return session.scalar(select(Identity).where(Identity.platform == ref.platform, Identity.account == ref.account))
 
 
 def identities_of(session: Session, member_id: int) -> list[Identity]:

@@ -39,7 +39,9 @@ async def deliver(
                 cursor = session.get(PresenterCursor, name)
                 last = cursor.last_outbox_id if cursor else 0
                 items = list(
-                    session.scalars(select(OutboxItem).where(OutboxItem.id > last).order_by(OutboxItem.id).limit(batch_size))
+                    session.scalars(
+                        select(OutboxItem).where(OutboxItem.id > last).order_by(OutboxItem.id).limit(batch_size)
+                    )
                 )
             if not items:
                 break

@@ -65,9 +65,7 @@ class PluginHost:
 
     def installed(self) -> list[InstalledPlugin]:
         """Every registered plugin with the distribution that shipped it and what it provides."""
-        dists = {
-            id(plugin): dist.metadata["name"] for plugin, dist in self.manager.list_plugin_distinfo()
-        }
+        dists = {id(plugin): dist.metadata["name"] for plugin, dist in self.manager.list_plugin_distinfo()}
         result = []
         for name, plugin in self.manager.list_name_plugin():
             if plugin is hookspecs or plugin is None:

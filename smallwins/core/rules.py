@@ -67,9 +67,7 @@ class RuleType(Protocol):
     def initial_state(self, params: Any) -> dict[str, Any]:
         """State of a member who has done nothing yet; must be JSON-serializable."""
 
-    def apply(
-        self, params: Any, state: Mapping[str, Any], event: Event, ctx: RuleContext
-    ) -> dict[str, Any] | None:
+    def apply(self, params: Any, state: Mapping[str, Any], event: Event, ctx: RuleContext) -> dict[str, Any] | None:
         """New state after ``event``, or ``None`` when the event does not concern this rule."""
 
     def progress(self, params: Any, state: Mapping[str, Any]) -> Progress:

@@ -280,9 +280,6 @@ def insert_ignoring_conflict(
     else:  # pragma: no cover - only the two supported dialects reach here
         raise NotImplementedError(f"unsupported database dialect {dialect}")
     statement = (
-        insert(model)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(model.id)  # type: ignore[attr-defined]
+        insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns).returning(model.id)  # type: ignore[attr-defined]
     )
     return session.execute(statement).scalar_one_or_none()

@@ -35,7 +35,9 @@ def find_member(session: Session, ref: str) -> Member:
         )
         member = session.get(Member, member_id) if member_id is not None else None
     if member is None:
-        matches = list(session.scalars(select(Member).where(Member.display_name == ref, Member.merged_into_id.is_(None))))
+        matches = list(
+            session.scalars(select(Member).where(Member.display_name == ref, Member.merged_into_id.is_(None)))
+        )
         if len(matches) > 1:
             raise MemberNotFound(f"{len(matches)} members are named '{ref}'; use an id or platform:account")
         member = matches[0] if matches else None
@@ -51,9 +53,9 @@ def rank_of(session: Session, member: Member) -> int | None:
     if member.private or member.merged_into_id is not None:
         return None
     ahead = session.scalar(
-        select(func.count()).select_from(Member).where(
-            Member.points > member.points, Member.merged_into_id.is_(None), Member.private.is_(False)
-        )
+        select(func.count())
+        .select_from(Member)
+        .where(Member.points > member.points, Member.merged_into_id.is_(None), Member.private.is_(False))
     )
     return int(ahead or 0) + 1
 
@@ -90,7 +92,9 @@ def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> M
     for found in identities_of(session, member.id):
         identities.setdefault(found.platform, []).append(found.account)
     held = list(
-        session.scalars(select(Award).where(Award.member_id == member.id, Award.status == "active").order_by(Award.awarded_at))
+        session.scalars(
+            select(Award).where(Award.member_id == member.id, Award.status == "active").order_by(Award.awarded_at)
+        )
     )
     awards = []
     for row in held:

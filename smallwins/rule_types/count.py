@@ -16,7 +16,6 @@ from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
 
 
-
 class CountParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
