@@ -37,7 +37,7 @@ class LongPostRule:
         if len(str(event.data.get("text", "")).split()) < params.min_words:
             return None
         return {"n": state["n"] + 1}
-    def progress(self, params, state): return Progress(state["n"], params.target, "long posts")
+    def progress(self, params, state, ctx=None): return Progress(state["n"], params.target, "long posts")
 
 class Recorder:
     async def apply(self, change, member):

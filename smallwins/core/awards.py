@@ -1,5 +1,7 @@
 """Awarding and revoking achievements: every change audited and queued for presenters.
 
+Points are the engine's business (all-time and per period); this module records standing.
+
 Who decided matters: a moderator's revocation holds against the rules (a rule never re-awards
 it), and a moderator's grant holds against a recomputation (it is never revoked by one).
 """
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smallwins.core import vouchers
 from smallwins.core.rules import Achievement
 from smallwins.core.store import AuditEntry, Award, Member, OutboxItem
 
@@ -64,6 +67,7 @@ def award(
     reason: str,
     at: datetime,
     earned_at: datetime | None = None,
+    tier: str | None = None,
     event_keys: Sequence[str] = (),
 ) -> bool:
     """Make ``achievement`` active for ``member``; ``False`` if it already is or a moderator said no.
@@ -72,26 +76,26 @@ def award(
     (the time of the event that met the rule), which differs when history is ingested late.
     """
     earned_at = earned_at or at
+    tier = tier or achievement.tier
     existing = find_award(session, member.id, achievement.id)
     if existing is not None:
         if existing.status == "active":
             return False
         if origin == RULE and existing.origin == MANUAL:
             return False
-        existing.status, existing.origin, existing.awarded_at = "active", origin, earned_at
+        existing.status, existing.origin, existing.awarded_at, existing.tier = "active", origin, earned_at, tier
     else:
         session.add(
             Award(
                 member_id=member.id,
                 achievement_id=achievement.id,
-                tier=achievement.tier,
+                tier=tier,
                 status="active",
                 origin=origin,
                 awarded_at=earned_at,
                 updated_at=at,
             )
         )
-    member.points += achievement.points
     action = "grant" if origin == MANUAL else "award"
     audit(
         session,
@@ -102,14 +106,57 @@ def award(
         reason=reason,
         at=at,
         event_keys=event_keys,
-        details={"points": achievement.points, "tier": achievement.tier},
+        details={"points": achievement.points, "tier": tier},
+    )
+    payload: dict[str, Any] = {"achievement_id": achievement.id, "name": achievement.name, "tier": tier}
+    if achievement.role:
+        payload["role"] = achievement.role
+    if achievement.voucher_hours:
+        voucher = vouchers.issue(
+            session, member_id=member.id, achievement_id=achievement.id, hours=achievement.voucher_hours, at=at
+        )
+        if voucher is not None:
+            payload["voucher"] = {
+                "code": vouchers.display_code(voucher.code),
+                "expires_at": voucher.expires_at.isoformat(),
+            }
+    enqueue(session, member_id=member.id, kind="award", at=at, payload=payload)
+    return True
+
+
+def change_tier(
+    session: Session,
+    member: Member,
+    achievement: Achievement,
+    *,
+    tier: str,
+    actor: str,
+    reason: str,
+    at: datetime,
+    event_keys: Sequence[str] = (),
+) -> bool:
+    """Move a living trophy to another tier (audited, re-presented); ``False`` if already there."""
+    existing = find_award(session, member.id, achievement.id)
+    if existing is None or existing.status != "active" or existing.tier == tier:
+        return False
+    previous, existing.tier, existing.updated_at = existing.tier, tier, at
+    audit(
+        session,
+        action="tier",
+        member_id=member.id,
+        achievement_id=achievement.id,
+        actor=actor,
+        reason=reason,
+        at=at,
+        event_keys=event_keys,
+        details={"from": previous, "to": tier},
     )
     enqueue(
         session,
         member_id=member.id,
-        kind="award",
+        kind="tier",
         at=at,
-        payload={"achievement_id": achievement.id, "name": achievement.name, "tier": achievement.tier},
+        payload={"achievement_id": achievement.id, "name": achievement.name, "from": previous, "tier": tier},
     )
     return True
 
@@ -124,15 +171,14 @@ def revoke(
     reason: str,
     at: datetime,
     event_keys: Sequence[str] = (),
-) -> bool:
-    """Revoke an active award; ``False`` if there is none (or a rule tries to undo a grant)."""
+) -> Award | None:
+    """Revoke an active award; ``None`` if there is none (or a rule tries to undo a grant)."""
     existing = find_award(session, member.id, achievement.id)
     if existing is None or existing.status != "active":
-        return False
+        return None
     if origin == RULE and existing.origin == MANUAL:
-        return False
+        return None
     existing.status, existing.origin, existing.updated_at = "revoked", origin, at
-    member.points -= achievement.points
     audit(
         session,
         action="revoke",
@@ -144,5 +190,6 @@ def revoke(
         event_keys=event_keys,
         details={"points": -achievement.points},
     )
-    enqueue(session, member_id=member.id, kind="revoke", at=at, payload={"achievement_id": achievement.id})
-    return True
+    payload = {"achievement_id": achievement.id, **({"role": achievement.role} if achievement.role else {})}
+    enqueue(session, member_id=member.id, kind="revoke", at=at, payload=payload)
+    return existing

@@ -6,17 +6,20 @@ Secrets never live in these files: a setting ending in ``_env`` names an environ
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from smallwins.core.rules import Achievement, Catalogue, RuleType
+from smallwins.core.rules import Achievement, Catalogue, LeaderboardSpec, RuleType, Window
 
 #: Setting names that look like a secret written in the clear.
 SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
@@ -159,13 +162,47 @@ class AchievementEntry(BaseModel):
     points: int = Field(default=0, ge=0)
     tier: str | None = Field(default=None, max_length=40, description="tier or rarity label")
     ladder: str | None = Field(default=None, max_length=80)
+    available_from: AwareDatetime | None = Field(default=None, description="season start (inclusive)")
+    available_until: AwareDatetime | None = Field(default=None, description="season end (exclusive)")
+    voucher_claim_hours: float | None = Field(default=None, gt=0, le=24 * 365, description="issue a voucher")
+    grants_role: str | None = Field(default=None, max_length=60, description="capability label, e.g. mentor")
+
+    @model_validator(mode="after")
+    def _window_is_complete(self) -> AchievementEntry:
+        if (self.available_from is None) != (self.available_until is None):
+            raise ValueError("available_from and available_until go together")
+        if self.available_from and self.available_until and self.available_until <= self.available_from:
+            raise ValueError("available_until must be after available_from")
+        return self
+
+    def window(self) -> Window | None:
+        if self.available_from is None or self.available_until is None:
+            return None
+        return Window(self.available_from.astimezone(UTC), self.available_until.astimezone(UTC))
+
+
+class LeaderboardEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    period: Literal["week", "month", "season"]
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _season_has_window(self) -> LeaderboardEntry:
+        if self.period == "season" and (self.start is None or self.end is None or self.end <= self.start):
+            raise ValueError("a season leaderboard needs start and end, end after start")
+        return self
 
 
 def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], *, path: Path) -> Catalogue:
     """Validate a catalogue document against the installed rule types."""
-    unknown = sorted(set(raw) - {"points", "achievements"})
+    unknown = sorted(set(raw) - {"points", "achievements", "leaderboards"})
     if unknown:
-        raise ConfigError(f"{path}: key '{unknown[0]}': unknown table; expected [points] and [achievements.ID]")
+        raise ConfigError(
+            f"{path}: key '{unknown[0]}': unknown table; expected [points], [achievements.ID], [leaderboards.ID]"
+        )
     points = raw.get("points", {})
     for event_type, value in points.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -199,8 +236,29 @@ def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], 
             points=entry.points,
             tier=entry.tier,
             ladder=entry.ladder,
+            window=entry.window(),
+            voucher_hours=entry.voucher_claim_hours,
+            role=entry.grants_role,
         )
-    return Catalogue(achievements=achievements, event_points=dict(points))
+    return Catalogue(
+        achievements=achievements,
+        event_points=dict(points),
+        leaderboards=_parse_leaderboards(raw.get("leaderboards", {}), path=path),
+        fingerprint=hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16],
+    )
+
+
+def _parse_leaderboards(tables: Mapping[str, Any], *, path: Path) -> dict[str, LeaderboardSpec]:
+    boards = {}
+    for board_id, table in tables.items():
+        where = f"leaderboards.{board_id}"
+        try:
+            entry = LeaderboardEntry.model_validate(table)
+        except ValidationError as exc:
+            raise ConfigError(_validation_message(path, where, exc)) from None
+        window = Window(entry.start, entry.end) if entry.start and entry.end else None
+        boards[board_id] = LeaderboardSpec(id=board_id, name=entry.name, period=entry.period, window=window)
+    return boards
 
 
 def load_catalogue(path: Path, rule_types: Mapping[str, RuleType]) -> Catalogue:

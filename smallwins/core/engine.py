@@ -10,21 +10,21 @@ itself changes (merge, unlink) or a moderator asks for one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from smallwins.core import awards, identity
+from smallwins.core import awards, identity, leaderboards, vouchers
 from smallwins.core.events import CORE_EVENT_TYPES, Event
 from smallwins.core.identity import AccountRef, IdentityError
 from smallwins.core.rules import Achievement, Catalogue, RuleContext
-from smallwins.core.store import Award, Member, RuleState, Store, StoredEvent, insert_ignoring_conflict
+from smallwins.core.store import Award, Member, RuleState, Store, StoredEvent, Voucher, insert_ignoring_conflict
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,23 @@ class IngestReport:
         self.awarded += len(outcome.awarded)
         if outcome.warning:
             self.warnings.append(f"{outcome.key}: {outcome.warning}")
+
+
+@dataclass
+class MemberPlan:
+    """What a recomputation would change for one member (shown by a dry run, applied as is)."""
+
+    member_id: int
+    display_name: str
+    states: dict[str, dict[str, Any]]
+    earned: dict[str, tuple[datetime, str | None]]
+    award: list[str] = field(default_factory=list)
+    revoke: list[str] = field(default_factory=list)
+    tiers: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.award or self.revoke or self.tiers)
 
 
 def event_from_row(row: StoredEvent) -> Event:
@@ -151,6 +168,7 @@ class Engine:
                 "time": event.time,
                 "proof": event.proof,
                 "data": event.data,
+                "target": event.target,
                 "ingested_at": self.clock(),
             },
             ["source", "event_id"],
@@ -158,15 +176,62 @@ class Engine:
         if row_id is None:
             return IngestOutcome(key=event.key, stored=False, member_id=member.id)
         outcome = IngestOutcome(key=event.key, stored=True, member_id=member.id)
-        member.points += self.catalogue.event_points.get(event.type, 0)
+        self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
         if event.type == LINK_EVENT:
             outcome.warning = self._present_link_code(session, member, event)
             return outcome
         if event.type not in self.known_event_types:
             outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
             return outcome
-        outcome.awarded = self._evaluate(session, member, event)
+        ctx = self._context(member)
+        outcome.awarded = self._apply(session, member, event, self.catalogue.triggered_by(event.type), ctx)
+        outcome.awarded += self._route_to_target(session, member, event)
+        outcome.awarded += self._apply_waiting_approvals(session, member, event)
         return outcome
+
+    def _credit(self, session: Session, member: Member, moment: datetime, points: int) -> None:
+        """Add points to the all-time total and to every time-boxed board's period."""
+        if points:
+            member.points += points
+            leaderboards.add_points(
+                session,
+                self.catalogue.leaderboards,
+                self.default_timezone,
+                member_id=member.id,
+                moment=moment,
+                points=points,
+            )
+
+    def _route_to_target(self, session: Session, actor: Member, event: Event) -> list[str]:
+        """An approval or reaction concerns the author of the event it names."""
+        achievements = self.catalogue.target_triggered_by(event.type)
+        if not achievements or event.target is None:
+            return []
+        source, _, event_id = event.target.partition(":")
+        author_id = session.scalar(
+            select(StoredEvent.member_id).where(StoredEvent.source == source, StoredEvent.event_id == event_id)
+        )
+        if author_id is None:  # the contribution has not arrived yet; it will pick this up
+            return []
+        author = identity.lock_member(session, author_id)
+        ctx = replace(self._context(author), actor_member_id=actor.id)
+        return self._apply(session, author, event, achievements, ctx)
+
+    def _apply_waiting_approvals(self, session: Session, author: Member, event: Event) -> list[str]:
+        """Approvals that arrived before this contribution are applied now, in time order."""
+        if not self.catalogue.has_target_rules or not any(
+            a.target_triggers for a in self.catalogue.triggered_by(event.type)
+        ):
+            return []
+        earlier = session.scalars(
+            select(StoredEvent).where(StoredEvent.target == event.key).order_by(StoredEvent.time, StoredEvent.id)
+        ).all()
+        earned = []
+        for row in earlier:
+            ctx = replace(self._context(author), actor_member_id=row.member_id)
+            approval = event_from_row(row)
+            earned += self._apply(session, author, approval, self.catalogue.target_triggered_by(approval.type), ctx)
+        return earned
 
     def _context(self, member: Member) -> RuleContext:
         return RuleContext(
@@ -175,15 +240,16 @@ class Engine:
             now=self.clock(),
         )
 
-    def _evaluate(self, session: Session, member: Member, event: Event) -> list[str]:
-        """Apply one event to the member's saved state of each achievement it triggers."""
-        candidates = self.catalogue.triggered_by(event.type)
-        if not candidates:
+    def _apply(
+        self, session: Session, member: Member, event: Event, achievements: list[Achievement], ctx: RuleContext
+    ) -> list[str]:
+        """Apply one event to the member's saved state of each achievement; award and upgrade."""
+        achievements = [a for a in achievements if a.accepts(event)]
+        if not achievements:
             return []
-        saved = self._rule_states(session, member.id, [a.id for a in candidates])
-        ctx = self._context(member)
+        saved = self._rule_states(session, member.id, [a.id for a in achievements])
         earned = []
-        for achievement in candidates:
+        for achievement in achievements:
             row = saved.get(achievement.id)
             state = row.state if row is not None else achievement.rule.initial_state(achievement.params)
             new_state = achievement.rule.apply(achievement.params, state, event, ctx)
@@ -193,13 +259,27 @@ class Engine:
                 row = RuleState(member_id=member.id, achievement_id=achievement.id, met=False)
                 session.add(row)
                 saved[achievement.id] = row
+            before = achievement.rule.progress(achievement.params, state, ctx)
             row.state = new_state
-            if achievement.rule.progress(achievement.params, new_state).met and not row.met:
+            after = achievement.rule.progress(achievement.params, new_state, ctx)
+            reason = f"rule met by {event.key}"
+            if after.met and not row.met:
                 row.met = True
                 if self._award_by_rule(
-                    session, member, achievement, new_state, earned_at=event.time, reason=f"rule met by {event.key}"
+                    session, member, achievement, new_state, tier=after.tier, earned_at=event.time, reason=reason
                 ):
                     earned.append(achievement.id)
+            elif row.met and after.tier_rank > before.tier_rank and after.tier:
+                awards.change_tier(
+                    session,
+                    member,
+                    achievement,
+                    tier=after.tier,
+                    actor=SYSTEM_ACTOR,
+                    reason=f"tier {after.tier} reached by {event.key}",
+                    at=self.clock(),
+                    event_keys=[event.key],
+                )
         return earned
 
     @staticmethod
@@ -227,11 +307,11 @@ class Engine:
         achievement: Achievement,
         state: dict[str, Any],
         *,
+        tier: str | None,
         earned_at: datetime,
         reason: str,
     ) -> bool:
-        evidence = state.get("evidence") or []
-        return awards.award(
+        awarded = awards.award(
             session,
             member,
             achievement,
@@ -240,8 +320,12 @@ class Engine:
             reason=reason,
             at=self.clock(),
             earned_at=earned_at,
-            event_keys=evidence,
+            tier=tier,
+            event_keys=state.get("evidence") or [],
         )
+        if awarded:
+            self._credit(session, member, earned_at, achievement.points)
+        return awarded
 
     # -- identity -------------------------------------------------------------------------
 
@@ -341,73 +425,155 @@ class Engine:
 
     # -- recomputation --------------------------------------------------------------------
 
+    def _history(self, session: Session, member: Member) -> list[tuple[StoredEvent, bool]]:
+        """The member's events and the events that target them, in time order.
+
+        Each row comes with whether it reaches this member as a target (someone's approval).
+        """
+        own = session.scalars(select(StoredEvent).where(StoredEvent.member_id == member.id)).all()
+        if not self.catalogue.has_target_rules:
+            return sorted(((row, False) for row in own), key=lambda pair: (pair[0].time, pair[0].id))
+        mine = select(StoredEvent.source + ":" + StoredEvent.event_id).where(StoredEvent.member_id == member.id)
+        targeting = session.scalars(select(StoredEvent).where(StoredEvent.target.in_(mine))).all()
+        rows = [(row, False) for row in own] + [(row, True) for row in targeting]
+        return sorted(rows, key=lambda pair: (pair[0].time, pair[0].id, pair[1]))
+
     def replay_states(self, session: Session, member: Member) -> tuple[dict[str, dict[str, Any]], dict[str, datetime]]:
         """Rule states from the member's stored history, in event-time order (no side effects),
         and when each achievement was first met during the replay."""
-        ctx = self._context(member)
+        base = self._context(member)
         states: dict[str, dict[str, Any]] = {}
         met_at: dict[str, datetime] = {}
-        rows = session.scalars(
-            select(StoredEvent).where(StoredEvent.member_id == member.id).order_by(StoredEvent.time, StoredEvent.id)
-        )
-        for row in rows:
+        for row, as_target in self._history(session, member):
             event = event_from_row(row)
-            for achievement in self.catalogue.triggered_by(event.type):
+            if as_target:
+                achievements = self.catalogue.target_triggered_by(event.type)
+                ctx = replace(base, actor_member_id=row.member_id)
+            else:
+                achievements, ctx = self.catalogue.triggered_by(event.type), base
+            for achievement in achievements:
+                if not achievement.accepts(event):
+                    continue
                 state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
                 new_state = achievement.rule.apply(achievement.params, state, event, ctx)
                 if new_state is None:
                     continue
                 states[achievement.id] = new_state
-                if achievement.id not in met_at and achievement.rule.progress(achievement.params, new_state).met:
+                if achievement.id not in met_at and achievement.rule.progress(achievement.params, new_state, ctx).met:
                     met_at[achievement.id] = event.time
         return states, met_at
+
+    def plan(self, session: Session, member: Member) -> MemberPlan:
+        """What the member's history earns under the current catalogue versus what they hold."""
+        states, met_at = self.replay_states(session, member)
+        ctx = self._context(member)
+        earned: dict[str, tuple[datetime, str | None]] = {}
+        for achievement_id, state in states.items():
+            achievement = self.catalogue.achievements[achievement_id]
+            progress = achievement.rule.progress(achievement.params, state, ctx)
+            if progress.met:
+                earned[achievement_id] = (met_at.get(achievement_id, self.clock()), progress.tier)
+        held = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == member.id))}
+        plan = MemberPlan(member_id=member.id, display_name=member.display_name, states=states, earned=earned)
+        for achievement_id, (_, tier) in earned.items():
+            row = held.get(achievement_id)
+            if row is None or (row.status == "revoked" and row.origin == awards.RULE):
+                plan.award.append(achievement_id)
+            elif row.status == "active" and tier and row.tier != tier:
+                plan.tiers.append((achievement_id, row.tier, tier))
+        for achievement_id, row in held.items():
+            rule_held = row.status == "active" and row.origin == awards.RULE
+            if rule_held and achievement_id in self.catalogue.achievements and achievement_id not in earned:
+                plan.revoke.append(achievement_id)
+        return plan
+
+    def apply_plan(self, session: Session, member: Member, plan: MemberPlan, *, reason: str) -> None:
+        """Write a plan: fresh rule states, the awards, revocations and tier moves it lists, points."""
+        session.flush()
+        session.execute(delete(RuleState).where(RuleState.member_id == member.id))
+        session.info.get(RULE_STATES, {}).pop(member.id, None)
+        for achievement_id, state in plan.states.items():
+            session.add(
+                RuleState(
+                    member_id=member.id, achievement_id=achievement_id, state=state, met=achievement_id in plan.earned
+                )
+            )
+        for achievement_id in plan.award:
+            earned_at, tier = plan.earned[achievement_id]
+            achievement = self.catalogue.achievements[achievement_id]
+            self._award_by_rule(
+                session, member, achievement, plan.states[achievement_id], tier=tier, earned_at=earned_at, reason=reason
+            )
+        for achievement_id in plan.revoke:
+            awards.revoke(
+                session,
+                member,
+                self.catalogue.achievements[achievement_id],
+                origin=awards.RULE,
+                actor=SYSTEM_ACTOR,
+                reason=reason,
+                at=self.clock(),
+            )
+        for achievement_id, _, tier in plan.tiers:
+            awards.change_tier(
+                session,
+                member,
+                self.catalogue.achievements[achievement_id],
+                tier=tier,
+                actor=SYSTEM_ACTOR,
+                reason=reason,
+                at=self.clock(),
+            )
+        self._rebuild_points(session, member)
+        awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
+
+    def _rebuild_points(self, session: Session, member: Member) -> None:
+        """All-time and per-period points from the stored events and the active awards."""
+        leaderboards.forget_member(session, member.id)
+        member.points = 0
+        for moment, event_type in session.execute(
+            select(StoredEvent.time, StoredEvent.type).where(StoredEvent.member_id == member.id)
+        ):
+            self._credit(session, member, moment, self.catalogue.event_points.get(event_type, 0))
+        for awarded_at, achievement_id in session.execute(
+            select(Award.awarded_at, Award.achievement_id).where(Award.member_id == member.id, Award.status == "active")
+        ):
+            if achievement_id in self.catalogue.achievements:
+                self._credit(session, member, awarded_at, self.catalogue.achievements[achievement_id].points)
 
     def _recompute(self, session: Session, member: Member, *, reason: str) -> None:
         """Replace the member's rule states and rule awards with what their history earns."""
         session.flush()
-        states, met_at = self.replay_states(session, member)
-        session.execute(delete(RuleState).where(RuleState.member_id == member.id))
-        session.info.get(RULE_STATES, {}).pop(member.id, None)
-        met: dict[str, dict[str, Any]] = {}
-        for achievement_id, state in states.items():
-            achievement = self.catalogue.achievements[achievement_id]
-            is_met = achievement.rule.progress(achievement.params, state).met
-            session.add(RuleState(member_id=member.id, achievement_id=achievement_id, state=state, met=is_met))
-            if is_met:
-                met[achievement_id] = state
-        held = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == member.id))}
-        for achievement_id, state in met.items():
-            achievement = self.catalogue.achievements[achievement_id]
-            self._award_by_rule(
-                session, member, achievement, state, earned_at=met_at.get(achievement_id, self.clock()), reason=reason
-            )
-        for achievement_id, row in held.items():
-            if row.status == "active" and achievement_id not in met and achievement_id in self.catalogue.achievements:
-                awards.revoke(
-                    session,
-                    member,
-                    self.catalogue.achievements[achievement_id],
-                    origin=awards.RULE,
-                    actor=SYSTEM_ACTOR,
-                    reason=reason,
-                    at=self.clock(),
-                )
-        member.points = self._points_from_history(session, member.id)
-        awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
-
-    def _points_from_history(self, session: Session, member_id: int) -> int:
-        by_type = session.execute(
-            select(StoredEvent.type, func.count()).where(StoredEvent.member_id == member_id).group_by(StoredEvent.type)
-        )
-        points = sum(self.catalogue.event_points.get(event_type, 0) * n for event_type, n in by_type)
-        active = session.scalars(
-            select(Award.achievement_id).where(Award.member_id == member_id, Award.status == "active")
-        )
-        return points + sum(self.catalogue.achievements[a].points for a in active if a in self.catalogue.achievements)
+        self.apply_plan(session, member, self.plan(session, member), reason=reason)
 
     def recompute(self, member_id: int, *, reason: str) -> None:
         with self.store.sessions.begin() as session:
             self._recompute(session, identity.lock_member(session, member_id), reason=reason)
+
+    def set_profile(self, member_id: int, *, timezone: str | None = None, private: bool | None = None) -> None:
+        """Change a member's time zone (their streaks are recounted in it) or privacy."""
+        with self.store.sessions.begin() as session:
+            member = identity.lock_member(session, member_id)
+            if private is not None:
+                member.private = private
+            if timezone is not None and timezone != member.timezone:
+                ZoneInfo(timezone)  # raises on an unknown zone name
+                member.timezone = timezone
+                self._recompute(session, member, reason=f"time zone set to {timezone}")
+
+    def claim_voucher(self, code: str) -> Voucher:
+        with self.store.sessions.begin() as session:
+            voucher = vouchers.claim(session, code, at=self.clock())
+            awards.audit(
+                session,
+                action="voucher.claimed",
+                member_id=voucher.member_id,
+                actor=SYSTEM_ACTOR,
+                reason=f"voucher {vouchers.display_code(voucher.code)} claimed",
+                at=self.clock(),
+                achievement_id=voucher.achievement_id,
+            )
+            return voucher
 
     # -- moderator actions ----------------------------------------------------------------
 
@@ -425,6 +591,10 @@ class Engine:
         achievement = self.catalogue.get(achievement_id)
         with self.store.sessions.begin() as session:
             member = identity.lock_member(session, member_id)
-            return action(
-                session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=self.clock()
-            )
+            now = self.clock()
+            changed = action(session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=now)
+            if changed and action is awards.award:
+                self._credit(session, member, now, achievement.points)
+            elif changed:
+                self._credit(session, member, changed.awarded_at, -achievement.points)
+            return bool(changed)

@@ -64,12 +64,21 @@ class Event(BaseModel):
             raise ValueError(f"must be JSON-serializable ({exc})") from exc
         if size > MAX_DATA_BYTES:
             raise ValueError(f"is {size} bytes; at most {MAX_DATA_BYTES} allowed")
+        target = value.get("target")
+        if target is not None and (not isinstance(target, str) or ":" not in target.strip(":")):
+            raise ValueError("target must name another event as 'source:id', e.g. 'discord:1187'")
         return value
 
     @property
     def key(self) -> str:
         """The dedup key: the same source and id is the same event."""
         return f"{self.source}:{self.id}"
+
+    @property
+    def target(self) -> str | None:
+        """``source:id`` of the event this one approves or reacts to, if any."""
+        target = self.data.get("target")
+        return target if isinstance(target, str) else None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -2,7 +2,8 @@
 
 A *rule type* (count, streak, ...) is a plugin: it validates its own parameters and turns
 ``(state, event) -> state`` so that evaluation is incremental, one event at a time, with no
-rescan of a member's history. An *achievement* is one configured use of a rule type.
+rescan of a member's history. An *achievement* is one configured use of a rule type, plus what
+every achievement may have whatever its rule: a season window, a voucher, a role it grants.
 """
 
 from __future__ import annotations
@@ -23,23 +24,28 @@ MAX_EVIDENCE = 50
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a member stands on one achievement: "3 of 5 helpful replies"."""
+    """Where a member stands on one achievement: "3 of 5 helpful replies".
+
+    ``earned`` overrides ``current >= target`` for rules whose shown number is not what earns
+    (a streak shows the current run but is earned by the longest). Tiered rules (living trophies)
+    report the tier held; ``tier_rank`` 0 means none yet.
+    """
 
     current: int
     target: int
     unit: str
+    earned: bool | None = None
+    tier: str | None = None
+    tier_rank: int = 0
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:
-        return self.current >= self.target
+        return self.earned if self.earned is not None else self.current >= self.target
 
     @property
     def remaining(self) -> int:
         return max(self.target - self.current, 0)
-
-    @property
-    def fraction(self) -> float:
-        return min(self.current / self.target, 1.0) if self.target else 1.0
 
     def text(self) -> str:
         return f"{min(self.current, self.target)} of {self.target} {self.unit}"
@@ -47,22 +53,33 @@ class Progress:
 
 @dataclass(frozen=True)
 class RuleContext:
-    """What a rule may know beyond the event: whose state it is and their local time zone."""
+    """What a rule may know beyond the event: whose state it is, their time zone, who acted.
+
+    ``actor_member_id`` differs from ``member_id`` when the event is someone else's approval of
+    this member's contribution (a peer reaction, a moderator's approval).
+    """
 
     member_id: int
     timezone: ZoneInfo
     now: datetime | None = None
+    actor_member_id: int | None = None
 
 
 @runtime_checkable
 class RuleType(Protocol):
-    """The contract a rule-type plugin implements. Parameters come from the catalogue TOML."""
+    """The contract a rule-type plugin implements. Parameters come from the catalogue TOML.
+
+    A rule may also define ``target_triggers(params) -> frozenset[str]``: event types that
+    concern the author of the event named in their ``data.target`` (approvals, reactions)
+    rather than the member who acted. The engine routes those, also when they arrive before
+    the contribution they name.
+    """
 
     name: str
     params_model: type[BaseModel]
 
     def triggers(self, params: Any) -> frozenset[str]:
-        """Event types that can change this rule's state (the engine routes only those)."""
+        """Event types that can change this rule's state for the member who acted."""
 
     def initial_state(self, params: Any) -> dict[str, Any]:
         """State of a member who has done nothing yet; must be JSON-serializable."""
@@ -70,8 +87,19 @@ class RuleType(Protocol):
     def apply(self, params: Any, state: Mapping[str, Any], event: Event, ctx: RuleContext) -> dict[str, Any] | None:
         """New state after ``event``, or ``None`` when the event does not concern this rule."""
 
-    def progress(self, params: Any, state: Mapping[str, Any]) -> Progress:
-        """Progress toward the achievement from a state."""
+    def progress(self, params: Any, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
+        """Progress from a state; ``ctx.now`` (when given) lets time-based rules say what is left."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A season: the achievement can be earned only by events in ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+
+    def __contains__(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
 
 
 @dataclass(frozen=True)
@@ -86,28 +114,62 @@ class Achievement:
     points: int = 0
     tier: str | None = None
     ladder: str | None = None
+    window: Window | None = None
+    voucher_hours: float | None = None
+    role: str | None = None
 
     @property
     def triggers(self) -> frozenset[str]:
         return self.rule.triggers(self.params)
 
+    @property
+    def target_triggers(self) -> frozenset[str]:
+        method = getattr(self.rule, "target_triggers", None)
+        return method(self.params) if method is not None else frozenset()
+
+    def accepts(self, event: Event) -> bool:
+        """Whether the event may count at all (a seasonal achievement ignores the off-season)."""
+        return self.window is None or event.time in self.window
+
+
+@dataclass(frozen=True)
+class LeaderboardSpec:
+    """A time-boxed leaderboard: points earned per week, month, or inside one season window."""
+
+    id: str
+    name: str
+    period: str  # week | month | season
+    window: Window | None = None
+
 
 @dataclass
 class Catalogue:
-    """All achievements, the points each event type is worth, and a trigger index."""
+    """All achievements, the points each event type is worth, leaderboards, trigger indexes."""
 
     achievements: dict[str, Achievement]
     event_points: dict[str, int] = field(default_factory=dict)
+    leaderboards: dict[str, LeaderboardSpec] = field(default_factory=dict)
+    fingerprint: str = ""
     by_trigger: dict[str, list[Achievement]] = field(init=False)
+    by_target_trigger: dict[str, list[Achievement]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.by_trigger = {}
+        self.by_trigger, self.by_target_trigger = {}, {}
         for achievement in self.achievements.values():
             for event_type in achievement.triggers:
                 self.by_trigger.setdefault(event_type, []).append(achievement)
+            for event_type in achievement.target_triggers:
+                self.by_target_trigger.setdefault(event_type, []).append(achievement)
 
     def triggered_by(self, event_type: str) -> list[Achievement]:
         return self.by_trigger.get(event_type, [])
+
+    def target_triggered_by(self, event_type: str) -> list[Achievement]:
+        return self.by_target_trigger.get(event_type, [])
+
+    @property
+    def has_target_rules(self) -> bool:
+        return bool(self.by_target_trigger)
 
     def get(self, achievement_id: str) -> Achievement:
         try:
@@ -118,4 +180,4 @@ class Catalogue:
 
     @property
     def known_event_types(self) -> frozenset[str]:
-        return frozenset(self.by_trigger) | frozenset(self.event_points)
+        return frozenset(self.by_trigger) | frozenset(self.by_target_trigger) | frozenset(self.event_points)

@@ -123,6 +123,8 @@ class StoredEvent(Base):
     time: Mapped[datetime] = mapped_column(UtcDateTime)
     proof: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    #: ``source:id`` of the event this one approves or reacts to (``data.target``), if any.
+    target: Mapped[str | None] = mapped_column(String(250), index=True)
     ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (
@@ -163,6 +165,49 @@ class Award(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("member_id", "achievement_id", name="uq_award_member"),)
+
+
+class Voucher(Base):
+    """A redeemable code an achievement issued, claimable until ``expires_at``."""
+
+    __tablename__ = "vouchers"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    achievement_id: Mapped[str] = mapped_column(String(80), index=True)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("member_id", "achievement_id", name="uq_voucher_member"),)
+
+
+class PeriodPoints(Base):
+    """Points a member earned in one period of a time-boxed leaderboard; past periods stay."""
+
+    __tablename__ = "period_points"
+
+    board: Mapped[str] = mapped_column(String(80), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)  # 2026-W10, 2026-03, season
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_period_points_rank", "board", "period", "points"),)
+
+
+class BackfillRun(Base):
+    """Progress of a backfill, so an interrupted one resumes where it stopped."""
+
+    __tablename__ = "backfill_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    catalogue: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_member_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    awarded: Mapped[int] = mapped_column(Integer, default=0)
+    revoked: Mapped[int] = mapped_column(Integer, default=0)
+    changed_tiers: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditEntry(Base):

@@ -9,18 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from smallwins.core.events import Event, EventType
+from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
+from smallwins.rule_types.scope import EventScope
 
 
-class CountParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    events: list[EventType] = Field(min_length=1, description="event types that count")
-    sources: list[str] = Field(default_factory=list, description="only these sources; empty = any")
+class CountParams(EventScope):
     threshold: int = Field(default=1, ge=1, le=1_000_000)
     unit: str = Field(default="contributions", max_length=60, description="shown as '3 of 5 UNIT'")
 
@@ -40,15 +37,14 @@ class CountRule:
     def apply(
         self, params: CountParams, state: Mapping[str, Any], event: Event, ctx: RuleContext
     ) -> dict[str, Any] | None:
-        if event.type not in params.events or (params.sources and event.source not in params.sources):
+        if not params.matches(event):
             return None
-        count = state.get("count", 0) + 1
         evidence = list(state.get("evidence", []))
         if len(evidence) < min(params.threshold, MAX_EVIDENCE):
             evidence.append(event.key)
-        return {"count": count, "evidence": evidence}
+        return {"count": state.get("count", 0) + 1, "evidence": evidence}
 
-    def progress(self, params: CountParams, state: Mapping[str, Any]) -> Progress:
+    def progress(self, params: CountParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
         return Progress(current=state.get("count", 0), target=params.threshold, unit=params.unit)
 
 

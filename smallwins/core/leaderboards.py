@@ -1,0 +1,110 @@
+"""Time-boxed leaderboards: points per week, month or season, in the community's time zone.
+
+Each period is its own set of rows, so a board "resets" at the boundary simply because a new
+period key begins, and past periods stay queryable as history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from smallwins.core.rules import LeaderboardSpec
+from smallwins.core.store import Member, PeriodPoints
+
+#: ``session.info`` key of the period rows touched in this transaction.
+PERIOD_ROWS = "smallwins.period_rows"
+
+
+def period_key(board: LeaderboardSpec, moment: datetime, zone: ZoneInfo) -> str | None:
+    """The period of ``board`` that ``moment`` falls in, or ``None`` (outside a season)."""
+    if board.period == "season":
+        return "season" if board.window and moment in board.window else None
+    local = moment.astimezone(zone)
+    if board.period == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{local.year}-{local.month:02d}"
+
+
+def add_points(
+    session: Session,
+    boards: dict[str, LeaderboardSpec],
+    zone: ZoneInfo,
+    *,
+    member_id: int,
+    moment: datetime,
+    points: int,
+) -> None:
+    """Credit ``points`` earned at ``moment`` to every board's period it falls in."""
+    if not points:
+        return
+    cache: dict[tuple[str, str, int], PeriodPoints] = session.info.setdefault(PERIOD_ROWS, {})
+    for board in boards.values():
+        key = period_key(board, moment, zone)
+        if key is None:
+            continue
+        row = cache.get((board.id, key, member_id))
+        if row is None:
+            row = session.get(PeriodPoints, (board.id, key, member_id))
+            if row is None:
+                row = PeriodPoints(board=board.id, period=key, member_id=member_id, points=0)
+                session.add(row)
+            cache[(board.id, key, member_id)] = row
+        row.points += points
+
+
+def forget_member(session: Session, member_id: int) -> None:
+    """Drop a member's period rows (before rebuilding them from history)."""
+    cache: dict[tuple[str, str, int], PeriodPoints] = session.info.get(PERIOD_ROWS, {})
+    for key in [k for k in cache if k[2] == member_id]:
+        del cache[key]
+    session.flush()
+    session.execute(delete(PeriodPoints).where(PeriodPoints.member_id == member_id))
+
+
+@dataclass(frozen=True)
+class PeriodRow:
+    rank: int
+    member_id: int
+    display_name: str
+    points: int
+
+
+def standings(session: Session, board: str, period: str, *, limit: int = 10) -> list[PeriodRow]:
+    """One period of a board, public members only, with competition ranks."""
+    rows = session.execute(
+        select(Member.id, Member.display_name, PeriodPoints.points)
+        .join(Member, Member.id == PeriodPoints.member_id)
+        .where(
+            PeriodPoints.board == board,
+            PeriodPoints.period == period,
+            Member.private.is_(False),
+            Member.merged_into_id.is_(None),
+            PeriodPoints.points > 0,
+        )
+        .order_by(PeriodPoints.points.desc(), Member.id)
+        .limit(limit)
+    ).all()
+    result: list[PeriodRow] = []
+    for position, (member_id, name, points) in enumerate(rows, start=1):
+        rank = result[-1].rank if result and result[-1].points == points else position
+        result.append(PeriodRow(rank, member_id, name, points))
+    return result
+
+
+def history(session: Session, board: str) -> list[tuple[str, int]]:
+    """Every period of a board that has points, newest first, with how many members scored."""
+    return [
+        (period, count)
+        for period, count in session.execute(
+            select(PeriodPoints.period, func.count())
+            .where(PeriodPoints.board == board, PeriodPoints.points > 0)
+            .group_by(PeriodPoints.period)
+            .order_by(PeriodPoints.period.desc())
+        )
+    ]

@@ -1,0 +1,93 @@
+"""Built-in rule type ``approved_count``: contributions that others approved, not just published.
+
+A contribution counts once it is approved by any of: ``min_reactions`` distinct other members
+reacting (a reaction names the contribution in ``data.target``), or one event of an
+``approvals`` type (a moderator's approval, "marked helpful") naming it. The approval may come
+later, from another platform, or before the contribution itself arrives: the engine routes
+events with a target to the contribution's author. Contributions older than
+``approval_window_days`` (relative to the member's newest one) stop waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from smallwins.core.events import Event, EventType
+from smallwins.core.hookspecs import hookimpl
+from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
+from smallwins.rule_types.scope import EventScope
+
+
+class ApprovedParams(EventScope):
+    threshold: int = Field(default=1, ge=1, le=100_000)
+    unit: str = Field(default="approved contributions", max_length=60)
+    reactions: list[EventType] = Field(default_factory=lambda: ["reaction.added"])
+    min_reactions: int = Field(default=3, ge=0, description="0: reactions never approve")
+    approvals: list[EventType] = Field(default_factory=lambda: ["moderator.approved", "answer.marked_helpful"])
+    approval_window_days: int = Field(default=30, ge=1, le=3650)
+
+
+def _day(event: Event) -> int:
+    return event.time.date().toordinal()
+
+
+class ApprovedCountRule:
+    name = "approved_count"
+    params_model = ApprovedParams
+
+    def triggers(self, params: ApprovedParams) -> frozenset[str]:
+        return frozenset(params.events)
+
+    def target_triggers(self, params: ApprovedParams) -> frozenset[str]:
+        return frozenset(params.reactions) | frozenset(params.approvals)
+
+    def initial_state(self, params: ApprovedParams) -> dict[str, Any]:
+        return {"approved": 0, "pending": {}, "evidence": []}
+
+    def apply(
+        self, params: ApprovedParams, state: Mapping[str, Any], event: Event, ctx: RuleContext
+    ) -> dict[str, Any] | None:
+        by_self = ctx.actor_member_id in (None, ctx.member_id)
+        pending: dict[str, dict[str, Any]] = state.get("pending", {})
+        if by_self and params.matches(event):
+            if event.key in pending:
+                return None
+            newest = max([_day(event), *(p["day"] for p in pending.values())])
+            kept = {k: p for k, p in pending.items() if newest - p["day"] <= params.approval_window_days}
+            kept[event.key] = {"day": _day(event), "by": [], "ok": False}
+            return {**state, "pending": kept}
+        target = event.data.get("target")
+        entry = pending.get(target) if isinstance(target, str) else None
+        if by_self or entry is None or entry["ok"]:
+            return None
+        if event.type in params.approvals:
+            entry = {**entry, "ok": True}
+        elif event.type in params.reactions and params.min_reactions:
+            voters = entry["by"] if ctx.actor_member_id in entry["by"] else [*entry["by"], ctx.actor_member_id]
+            entry = {**entry, "by": voters, "ok": len(voters) >= params.min_reactions}
+        else:
+            return None
+        evidence = list(state.get("evidence", []))
+        approved = state.get("approved", 0)
+        if entry["ok"]:
+            approved += 1
+            if len(evidence) < MAX_EVIDENCE:
+                evidence.extend([target, event.key])
+        return {"approved": approved, "pending": {**pending, target: entry}, "evidence": evidence}
+
+    def progress(self, params: ApprovedParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
+        waiting = sum(1 for p in state.get("pending", {}).values() if not p["ok"])
+        return Progress(
+            current=state.get("approved", 0), target=params.threshold, unit=params.unit, detail={"awaiting": waiting}
+        )
+
+
+RULE: RuleType = ApprovedCountRule()
+
+
+@hookimpl
+def smallwins_register_rule_types() -> list[RuleType]:
+    return [RULE]
