@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from smallwins.adapters.jsonl import read_lines
-from smallwins.core import outbox, views
+from smallwins.core import views
 from smallwins.core.app import App, build_app
 from smallwins.core.config import ConfigError
 from smallwins.core.engine import IngestReport
@@ -90,7 +90,7 @@ def ingest_with_progress(smallwins: App, events: list[Event], description: str) 
 
 
 def deliver_outbox(smallwins: App) -> dict[str, int]:
-    return anyio.run(outbox.deliver, smallwins.store, smallwins.catalogue, smallwins.presenters())
+    return anyio.run(smallwins.deliver)
 
 
 @app.command()
@@ -130,7 +130,7 @@ def member_show(
             found = views.find_member(session, member)
         except views.MemberNotFound as exc:
             raise fail(str(exc)) from None
-        snapshot = views.member_snapshot(session, smallwins.catalogue, found.id)
+        snapshot = smallwins.snapshot(session, found.id)
     if as_json:
         from smallwins.presenters.web_widget import widget_document
 
@@ -323,5 +323,5 @@ def demo(
             console.print(leaderboard_table(views.leaderboard(session, limit=10)))
             if community.links:
                 featured = views.find_member(session, str(community.links[0][0]))
-                console.print(member_card(views.member_snapshot(session, smallwins.catalogue, featured.id)))
+                console.print(member_card(smallwins.snapshot(session, featured.id)))
     console.print(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")

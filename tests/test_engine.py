@@ -36,7 +36,7 @@ def test_scoped_by_source_and_unknown_types(engine: Engine, store: Store, make_e
 def test_evaluation_is_incremental(engine: Engine, store: Store, make_event) -> None:
     """State lives per (member, achievement): the saved counter is what the next event builds on."""
     first = engine.ingest(make_event())
-    with store.sessions.begin() as session:
+    with store.writes.begin() as session:
         state = session.get(RuleState, (first.member_id, "regular"))
         state.state = {"count": 4, "evidence": []}  # as if four earlier events had been seen
     assert engine.ingest(make_event()).awarded == ["regular"]
@@ -46,7 +46,7 @@ def test_leaderboard_ranks_and_private_members(engine: Engine, store: Store, mak
     for subject, n in (("a", 3), ("b", 1), ("c", 1)):
         for _ in range(n):
             engine.ingest(make_event(subject=subject))
-    with store.sessions.begin() as session:
+    with store.writes.begin() as session:
         rows = leaderboard(session)
         assert [(r.rank, r.points) for r in rows] == [(1, 16), (2, 12), (2, 12)]
         find_member(session, "discord:a").private = True

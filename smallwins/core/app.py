@@ -7,9 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
+from smallwins.core import outbox, views
 from smallwins.core.config import AppConfig, ConfigError, load_app_config, load_catalogue
-from smallwins.core.contract import Presenter
+from smallwins.core.contract import MemberSnapshot, Presenter
 from smallwins.core.engine import Engine
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Catalogue
@@ -29,6 +31,22 @@ class App:
         """Instances of the enabled presenters, configured from ``plugins.toml``."""
         specs = self.host.presenters()
         return {name: specs[name].create(self.settings[name]) for name in self.settings if name in specs}
+
+    def snapshot(self, session: Session, member_id: int) -> MemberSnapshot:
+        """A member as presenters and the CLI show them, in this community's time zone."""
+        return views.member_snapshot(
+            session,
+            self.catalogue,
+            member_id,
+            default_timezone=self.config.core.default_timezone,
+            now=self.engine.clock(),
+        )
+
+    async def deliver(self) -> dict[str, int]:
+        """Deliver pending outbox changes to the enabled presenters."""
+        return await outbox.deliver(
+            self.store, self.catalogue, self.presenters(), default_timezone=self.config.core.default_timezone
+        )
 
     def close(self) -> None:
         self.store.close()

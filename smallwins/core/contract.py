@@ -46,7 +46,10 @@ class MemberSnapshot:
     awards: list[dict[str, Any]]
     progress: list[dict[str, Any]]
     merged_into: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    roles: list[str] = field(default_factory=list)
+    vouchers: list[dict[str, Any]] = field(default_factory=list)
+    timezone: str = "UTC"
+    private: bool = False
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ class Engine:
 
     def ingest(self, event: Event) -> IngestOutcome:
         """Ingest one event in its own transaction."""
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             return self._ingest(session, event)
 
     def ingest_many(self, events: Iterable[Event], *, batch_size: int = 500) -> Iterator[IngestOutcome]:
@@ -139,7 +139,7 @@ class Engine:
         """One transaction for the batch; if it fails, one transaction per event, so that every
         event that can land does (re-ingesting the ones already stored is a no-op)."""
         try:
-            with self.store.sessions.begin() as session:
+            with self.store.writes.begin() as session:
                 return [self._ingest(session, event) for event in batch]
         except SQLAlchemyError as exc:
             if len(batch) == 1:
@@ -331,13 +331,13 @@ class Engine:
 
     def issue_link_code(self, ref: AccountRef) -> str:
         """A one-time code for the member behind ``ref`` to present on another platform."""
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             member = identity.resolve_member(session, ref)
             return identity.issue_link_code(session, member.id, now=self.clock(), ttl=self.link_code_ttl)
 
     def redeem_link_code(self, code: str, ref: AccountRef) -> int:
         """Present ``code`` as ``ref``: merge ``ref``'s member into the code's. The survivor's id."""
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             presenter = identity.resolve_member(session, ref)
             owner_id = identity.redeem_link_code(session, code, now=self.clock())
             return self._merge(session, owner_id, presenter.id, reason=f"link code presented by {ref}")
@@ -401,7 +401,7 @@ class Engine:
 
     def unlink(self, ref: AccountRef) -> tuple[int, int]:
         """Detach ``ref`` into a member of its own; both members' standings are recomputed."""
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             found = identity.find_identity(session, ref)
             if found is None:
                 raise IdentityError(f"no member has the identity {ref}")
@@ -547,12 +547,12 @@ class Engine:
         self.apply_plan(session, member, self.plan(session, member), reason=reason)
 
     def recompute(self, member_id: int, *, reason: str) -> None:
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             self._recompute(session, identity.lock_member(session, member_id), reason=reason)
 
     def set_profile(self, member_id: int, *, timezone: str | None = None, private: bool | None = None) -> None:
         """Change a member's time zone (their streaks are recounted in it) or privacy."""
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             member = identity.lock_member(session, member_id)
             if private is not None:
                 member.private = private
@@ -562,7 +562,7 @@ class Engine:
                 self._recompute(session, member, reason=f"time zone set to {timezone}")
 
     def claim_voucher(self, code: str) -> Voucher:
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             voucher = vouchers.claim(session, code, at=self.clock())
             awards.audit(
                 session,
@@ -589,7 +589,7 @@ class Engine:
         if not reason.strip():
             raise ValueError("a moderator action needs a reason")
         achievement = self.catalogue.get(achievement_id)
-        with self.store.sessions.begin() as session:
+        with self.store.writes.begin() as session:
             member = identity.lock_member(session, member_id)
             now = self.clock()
             changed = action(session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=now)

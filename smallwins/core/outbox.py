@@ -28,7 +28,12 @@ def pending_count(store: Store, presenter: str) -> int:
 
 
 async def deliver(
-    store: Store, catalogue: Catalogue, presenters: Mapping[str, Presenter], *, batch_size: int = 200
+    store: Store,
+    catalogue: Catalogue,
+    presenters: Mapping[str, Presenter],
+    *,
+    batch_size: int = 200,
+    default_timezone: str = "UTC",
 ) -> dict[str, int]:
     """Apply every pending change to every presenter; how many each applied this run."""
     applied: dict[str, int] = {}
@@ -51,7 +56,9 @@ async def deliver(
                 for item in items:
                     if item.member_id not in snapshots:
                         with store.sessions() as session:
-                            snapshots[item.member_id] = member_snapshot(session, catalogue, item.member_id)
+                            snapshots[item.member_id] = member_snapshot(
+                                session, catalogue, item.member_id, default_timezone=default_timezone
+                            )
                     snapshot = snapshots[item.member_id]
                     change = OutboxChange(id=item.id, member_id=item.member_id, kind=item.kind, payload=item.payload)
                     await presenter.apply(change, snapshot)
@@ -66,7 +73,7 @@ async def deliver(
 
 
 def _save_cursor(store: Store, presenter: str, last_id: int) -> None:
-    with store.sessions.begin() as session:
+    with store.writes.begin() as session:
         cursor = session.get(PresenterCursor, presenter)
         if cursor is None:
             session.add(PresenterCursor(presenter=presenter, last_outbox_id=last_id))

@@ -13,7 +13,6 @@ from smallwins.core.app import App
 from smallwins.core.contract import EventSink
 from smallwins.core.engine import IngestReport
 from smallwins.core.events import Event
-from smallwins.core.outbox import deliver
 
 log = structlog.get_logger(__name__)
 
@@ -43,9 +42,8 @@ def make_sink(app: App, source: str) -> EventSink:
 
 
 async def dispatch_forever(app: App, *, interval: float) -> None:
-    presenters = app.presenters()
     while True:
-        applied = await deliver(app.store, app.catalogue, presenters)
+        applied = await app.deliver()
         if any(applied.values()):
             log.info("runtime.presented", applied=applied)
         await anyio.sleep(interval)

@@ -264,8 +264,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE takes the write lock up front, so two writer processes queue instead of deadlocking.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writing transaction takes the write lock up front (IMMEDIATE), so two writer processes
+    # queue instead of deadlocking on a lock upgrade; a reading one does not block writers.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -284,12 +285,16 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
+WRITE_OPTION = "smallwins_writes"
+
+
 @dataclass
 class Store:
-    """An opened, migrated database and its session factory."""
+    """An opened, migrated database: ``sessions`` for reading, ``writes`` for changing it."""
 
     engine: Engine
     sessions: sessionmaker[Session]
+    writes: sessionmaker[Session]
 
     @property
     def dialect(self) -> str:
@@ -307,7 +312,12 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 
         upgrade(engine)
     log.debug("store.opened", dialect=engine.dialect.name)
-    return Store(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+    writer = engine.execution_options(**{WRITE_OPTION: True})
+    return Store(
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        writes=sessionmaker(writer, expire_on_commit=False),
+    )
 
 
 def insert_ignoring_conflict(

@@ -6,14 +6,18 @@ The CLI and every presenter read through here, so "3 of 5 helpful replies" is co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.identity import identities_of
-from smallwins.core.rules import Catalogue
-from smallwins.core.store import Award, Identity, Member, RuleState
+from smallwins.core.rules import Catalogue, RuleContext
+from smallwins.core.store import Award, Identity, Member, RuleState, Voucher
+from smallwins.core.vouchers import display_code
 
 
 class MemberNotFound(LookupError):
@@ -83,11 +87,22 @@ def leaderboard(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
     return rows
 
 
-def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> MemberSnapshot:
-    """Everything shown about one member: identities, points, rank, awards, progress."""
+def member_snapshot(
+    session: Session,
+    catalogue: Catalogue,
+    member_id: int,
+    *,
+    default_timezone: str = "UTC",
+    now: datetime | None = None,
+) -> MemberSnapshot:
+    """Everything shown about one member: identities, points, rank, awards (with tier, rarity,
+    role), vouchers, and progress on every achievement (streak details, next tier)."""
     member = session.get(Member, member_id)
     if member is None:
         raise MemberNotFound(f"no member {member_id}")
+    ctx = RuleContext(
+        member_id=member.id, timezone=ZoneInfo(member.timezone or default_timezone), now=now or datetime.now(UTC)
+    )
     identities: dict[str, list[str]] = {}
     for found in identities_of(session, member.id):
         identities.setdefault(found.platform, []).append(found.account)
@@ -96,6 +111,7 @@ def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> M
             select(Award).where(Award.member_id == member.id, Award.status == "active").order_by(Award.awarded_at)
         )
     )
+    shares = rarity(session)
     awards = []
     for row in held:
         achievement = catalogue.achievements.get(row.achievement_id)
@@ -107,8 +123,12 @@ def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> M
                 "tier": row.tier,
                 "awarded_at": row.awarded_at.isoformat(),
                 "origin": row.origin,
+                "held_by": f"held by {shares.get(row.achievement_id, 0):.0%} of members",
             }
         )
+    roles = sorted(
+        {a.role for row in held if (a := catalogue.achievements.get(row.achievement_id)) and a.role is not None}
+    )
     states = {
         row.achievement_id: row.state
         for row in session.scalars(select(RuleState).where(RuleState.member_id == member.id))
@@ -117,7 +137,7 @@ def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> M
     progress = []
     for achievement in catalogue.achievements.values():
         state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
-        step = achievement.rule.progress(achievement.params, state)
+        step = achievement.rule.progress(achievement.params, state, ctx)
         progress.append(
             {
                 "id": achievement.id,
@@ -128,8 +148,17 @@ def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> M
                 "unit": step.unit,
                 "text": step.text(),
                 "earned": achievement.id in held_ids,
+                "tier": step.tier,
+                "next_tier": step.detail.get("next_tier"),
+                "detail": dict(step.detail),
+                "season": (
+                    {"from": achievement.window.start.isoformat(), "until": achievement.window.end.isoformat()}
+                    if achievement.window
+                    else None
+                ),
             }
         )
+    voucher_rows = session.scalars(select(Voucher).where(Voucher.member_id == member.id).order_by(Voucher.issued_at))
     return MemberSnapshot(
         member_id=member.id,
         display_name=member.display_name,
@@ -139,20 +168,35 @@ def member_snapshot(session: Session, catalogue: Catalogue, member_id: int) -> M
         awards=awards,
         progress=progress,
         merged_into=member.merged_into_id,
+        roles=roles,
+        vouchers=[
+            {
+                "achievement_id": v.achievement_id,
+                "code": display_code(v.code),
+                "expires_at": v.expires_at.isoformat(),
+                "status": "claimed" if v.claimed_at else ("expired" if ctx.now and ctx.now >= v.expires_at else "open"),
+            }
+            for v in voucher_rows
+        ],
+        timezone=str(ctx.timezone),
+        private=member.private,
     )
 
 
-def next_targets(snapshot: MemberSnapshot) -> list[dict[str, object]]:
-    """Per ladder (or standalone achievement), the nearest unearned step: "what is next"."""
-    best: dict[str, dict[str, object]] = {}
+def next_targets(snapshot: MemberSnapshot) -> list[dict[str, Any]]:
+    """Per ladder (or standalone achievement), the nearest step still to take: "what is next".
+
+    Earned living trophies stay listed while a higher tier is open.
+    """
+    best: dict[str, dict[str, Any]] = {}
     for item in snapshot.progress:
-        if item["earned"]:
+        if item["earned"] and not item["next_tier"]:
             continue
         group = str(item["ladder"] or item["id"])
         current = best.get(group)
-        if current is None or int(item["target"]) < int(current["target"]):  # type: ignore[call-overload]
+        if current is None or item["target"] < current["target"]:
             best[group] = item
-    return sorted(best.values(), key=lambda i: -(int(i["current"]) / max(int(i["target"]), 1)))  # type: ignore[call-overload]
+    return sorted(best.values(), key=lambda i: -(i["current"] / max(i["target"], 1)))
 
 
 def rarity(session: Session) -> dict[str, float]:

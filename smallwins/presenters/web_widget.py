@@ -28,9 +28,7 @@ class WidgetSettings(BaseModel):
 
 
 def widget_document(member: MemberSnapshot) -> dict[str, object]:
-    document = asdict(member)
-    document.pop("extra", None)
-    return document
+    return asdict(member)
 
 
 def write_if_changed(path: Path, text: str) -> bool:
