@@ -6,8 +6,10 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import anyio
 import typer
@@ -16,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from smallwins.adapters.jsonl import read_lines
-from smallwins.core import views
+from smallwins.core import leaderboards, views
 from smallwins.core.app import App, build_app
 from smallwins.core.config import ConfigError
 from smallwins.core.engine import IngestReport
@@ -24,13 +26,15 @@ from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef, IdentityError
 from smallwins.core.logs import configure_logging
 from smallwins.core.plugins import PluginHost
-from smallwins.render import catalogue_table, leaderboard_table, member_card
+from smallwins.render import backfill_table, catalogue_table, leaderboard_table, member_card, vouchers_table
 
 app = typer.Typer(
     help="smallwins: one achievement system across every platform your community uses.", no_args_is_help=True
 )
 link_app = typer.Typer(help="Link one member's accounts on different platforms.", no_args_is_help=True)
 app.add_typer(link_app, name="link")
+voucher_app = typer.Typer(help="Vouchers that achievements issue.", no_args_is_help=True)
+app.add_typer(voucher_app, name="voucher")
 console = Console()
 errors = Console(stderr=True)
 
@@ -141,13 +145,34 @@ def member_show(
 
 @app.command()
 def leaderboard(
+    board: Annotated[str | None, typer.Option(help="a time-boxed board from the catalogue, e.g. weekly")] = None,
+    period: Annotated[str | None, typer.Option(help="which period, e.g. 2026-W19; default: the current one")] = None,
+    history: Annotated[bool, typer.Option("--history", help="list the board's past periods")] = False,
     limit: Annotated[int, typer.Option(min=1, help="rows to show")] = 10,
     config: ConfigOption = Path("plugins.toml"),
     database: DatabaseOption = None,
 ) -> None:
-    """The all-time leaderboard (members in private mode are left out)."""
+    """The all-time leaderboard, or a weekly/monthly/season board (members in private mode are left out)."""
     with opened(config, database) as smallwins, smallwins.store.sessions() as session:
-        console.print(leaderboard_table(views.leaderboard(session, limit=limit)))
+        if board is None:
+            console.print(leaderboard_table(views.leaderboard(session, limit=limit)))
+            return
+        spec = smallwins.catalogue.leaderboards.get(board)
+        if spec is None:
+            known = ", ".join(smallwins.catalogue.leaderboards) or "(none in the catalogue)"
+            raise fail(f"no leaderboard '{board}'; known: {known}")
+        if history:
+            table = Table(title=f"{spec.name}: periods")
+            table.add_column("period")
+            table.add_column("members who scored", justify="right")
+            for key, count in leaderboards.history(session, board):
+                table.add_row(key, str(count))
+            console.print(table)
+            return
+        zone = ZoneInfo(smallwins.config.core.default_timezone)
+        key = period or leaderboards.period_key(spec, smallwins.engine.clock(), zone) or "season"
+        rows = leaderboards.standings(session, board, key, limit=limit)
+        console.print(leaderboard_table(rows, title=f"{spec.name} ({key})"))
 
 
 def _moderate(
@@ -244,6 +269,82 @@ def run(
             console.print("stopped")
 
 
+@app.command()
+def profile(
+    member: Annotated[str, typer.Argument(help="member id, PLATFORM:ACCOUNT, or display name")],
+    timezone: Annotated[str | None, typer.Option(help="IANA zone for streaks, e.g. America/New_York")] = None,
+    private: Annotated[bool | None, typer.Option("--private/--public", help="leave public leaderboards")] = None,
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Set a member's time zone (streaks are recounted in it) or leaderboard privacy."""
+    from smallwins.core.config import check_timezone
+
+    if timezone is not None:
+        try:
+            check_timezone(timezone)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    with opened(config, database) as smallwins:
+        with smallwins.store.sessions() as session:
+            try:
+                member_id = views.find_member(session, member).id
+            except views.MemberNotFound as exc:
+                raise fail(str(exc)) from None
+        smallwins.engine.set_profile(member_id, timezone=timezone, private=private)
+        deliver_outbox(smallwins)
+    console.print(f"member {member_id} updated")
+
+
+@voucher_app.command("claim")
+def voucher_claim(code: str, config: ConfigOption = Path("plugins.toml"), database: DatabaseOption = None) -> None:
+    """Claim a voucher; refused once claimed or after its claim window."""
+    from smallwins.core.vouchers import VoucherError
+
+    with opened(config, database) as smallwins:
+        try:
+            voucher = smallwins.engine.claim_voucher(code)
+        except VoucherError as exc:
+            raise fail(str(exc)) from None
+    console.print(f"voucher {code} claimed by member {voucher.member_id} for {voucher.achievement_id}")
+
+
+@voucher_app.command("stats")
+def voucher_stats(config: ConfigOption = Path("plugins.toml"), database: DatabaseOption = None) -> None:
+    """Issued, claimed and expired vouchers per achievement, and the claim rate."""
+    from smallwins.core.vouchers import claim_stats
+
+    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+        console.print(vouchers_table(claim_stats(session, now=smallwins.engine.clock())))
+
+
+@app.command()
+def backfill(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change; write nothing")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="members per transaction")] = 100,
+    config: ConfigOption = Path("plugins.toml"),
+    database: DatabaseOption = None,
+) -> None:
+    """Recompute every member's awards from stored history after the catalogue changed.
+
+    Audited, in batches, resumable: run it again after an interruption and it continues.
+    """
+    from smallwins.core import backfill as backfills
+
+    with opened(config, database) as smallwins:
+        total = backfills.count_members(smallwins.engine)
+        with progress_bar() as bar:
+            task = bar.add_task("planning" if dry_run else "backfilling", total=total)
+            step = lambda: bar.advance(task)  # noqa: E731 - a one-line progress callback
+            if dry_run:
+                tally = backfills.preview(smallwins.engine, on_member=step)
+            else:
+                tally = backfills.run(smallwins.engine, batch_size=batch_size, on_member=step)
+        if not dry_run:
+            deliver_outbox(smallwins)
+    console.print(backfill_table(tally, title="Backfill preview (dry run)" if dry_run else "Backfill applied"))
+
+
 @link_app.command("code")
 def link_code(
     account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT asking for the code")],
@@ -298,7 +399,7 @@ def demo(
     config: ConfigOption = Path("plugins.toml"),
 ) -> None:
     """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
-    from smallwins.demo import generate_community
+    from smallwins.demo import DEMO_START, generate_community, link_accounts, simulate_voucher_claims
 
     for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         leftover.unlink(missing_ok=True)
@@ -307,21 +408,32 @@ def demo(
         f"[bold]smallwins demo[/]: {members} members over {weeks} weeks, "
         f"{len(community.events)} deliveries ({community.duplicates} of them retried duplicates) into {db}"
     )
+    demo_end = DEMO_START + timedelta(weeks=weeks)
     with opened(config, f"sqlite:///{db.resolve()}") as smallwins:
+        smallwins.engine.clock = lambda: demo_end  # the story is told as of its last day
         report = ingest_with_progress(smallwins, community.events, "ingesting community history")
-        for first, second in community.links:
-            code = smallwins.engine.issue_link_code(first)
-            smallwins.engine.redeem_link_code(code, second)
+        linked = link_accounts(smallwins.engine, community)
+        claims = simulate_voucher_claims(smallwins.engine, seed=seed)
         delivered = deliver_outbox(smallwins)
+        console.print(
+            f"{report.stored} events stored, {report.duplicates} duplicates dropped, "
+            f"{report.awarded} achievements awarded, {linked} members linked their accounts, "
+            f"{claims} vouchers claimed; presenters applied {delivered}"
+        )
         with smallwins.store.sessions() as session:
-            console.print(
-                f"{report.stored} events stored, {report.duplicates} duplicates dropped, "
-                f"{report.awarded} achievements awarded, {len(community.links)} members linked two accounts; "
-                f"presenters applied {delivered}"
-            )
             console.print(catalogue_table(smallwins.catalogue, views.rarity(session)))
-            console.print(leaderboard_table(views.leaderboard(session, limit=10)))
-            if community.links:
-                featured = views.find_member(session, str(community.links[0][0]))
-                console.print(member_card(smallwins.snapshot(session, featured.id)))
+            console.print(leaderboard_table(views.leaderboard(session, limit=5)))
+            zone = ZoneInfo(smallwins.config.core.default_timezone)
+            for board_id, moment in (("weekly", demo_end - timedelta(days=1)), ("launch", None)):
+                spec = smallwins.catalogue.leaderboards.get(board_id)
+                if spec is not None:
+                    key = leaderboards.period_key(spec, moment, zone) if moment else "season"
+                    rows = leaderboards.standings(session, board_id, key or "season", limit=5)
+                    console.print(leaderboard_table(rows, title=f"{spec.name} ({key})"))
+            from smallwins.core.vouchers import claim_stats
+
+            console.print(vouchers_table(claim_stats(session, now=demo_end)))
+            featured = views.most_decorated(session, [str(first) for first, _ in community.links])
+            if featured is not None:
+                console.print(member_card(smallwins.snapshot(session, featured)))
     console.print(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")

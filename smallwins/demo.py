@@ -12,8 +12,13 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
+from smallwins.core.engine import Engine
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef
+from smallwins.core.store import Voucher
+from smallwins.core.vouchers import VoucherError
 
 FIRST_NAMES = [
     "Ada",
@@ -75,6 +80,9 @@ LAST_NAMES = [
     "Vega",
 ]
 
+#: The demo's history starts here, so that the catalogue's launch week falls inside it.
+DEMO_START = datetime(2026, 9, 7, tzinfo=UTC)
+
 #: platform -> (event type, relative weight) members perform there.
 PLATFORM_ACTIONS: dict[str, list[tuple[str, int]]] = {
     "discord": [("message.posted", 8), ("reaction.added", 5), ("thread.started", 1)],
@@ -97,6 +105,7 @@ class Community:
     personas: list[Persona]
     events: list[Event]
     duplicates: int
+    #: (the account asking for a code, an account presenting it); one pair per extra account
     links: list[tuple[AccountRef, AccountRef]] = field(default_factory=list)
 
 
@@ -124,17 +133,27 @@ def _personas(rng: random.Random, count: int) -> list[Persona]:
     return personas
 
 
-def generate_community(
-    *, members: int = 400, weeks: int = 6, seed: int = 7, start: datetime = datetime(2026, 9, 7, tzinfo=UTC)
-) -> Community:
-    """Events of ``members`` people over ``weeks`` weeks, time-ordered, with duplicate deliveries."""
+#: Reactions and likes name the contribution they approve of (``data.target``).
+REACTIONS = {"reaction.added": "discord", "video.liked": "youtube"}
+CONTRIBUTIONS = {"message.posted", "comment.posted", "thread.started"}
+MODERATOR = AccountRef("discord", "100000000000000001")
+
+
+def generate_community(*, members: int = 400, weeks: int = 6, seed: int = 7, start: datetime = DEMO_START) -> Community:
+    """Events of ``members`` people over ``weeks`` weeks, time-ordered, with duplicate deliveries.
+
+    Reactions target earlier contributions by other people on the same platform, and a
+    moderator approves a few contributions a day or two after they were posted.
+    """
     rng = random.Random(seed)
     personas = _personas(rng, members)
     events: list[Event] = []
     duplicates = 0
+    recent: dict[str, list[Event]] = {"discord": [], "youtube": []}
     for day in range(weeks * 7):
         date = start + timedelta(days=day)
         weekend = date.weekday() >= 5
+        posted_today: list[Event] = []
         for persona in personas:
             rate = persona.daily_rate * (0.6 if weekend else 1.0)
             actions = sum(1 for _ in range(6) if rng.random() < rate / 6)
@@ -142,6 +161,12 @@ def generate_community(
                 platform = rng.choice(list(persona.accounts))
                 types, weights = zip(*PLATFORM_ACTIONS[platform], strict=True)
                 event_type = rng.choices(types, weights=weights)[0]
+                data: dict[str, str] = {"display_name": persona.name}
+                if event_type in REACTIONS:
+                    others = [e for e in recent[platform] if e.subject != persona.accounts[platform]]
+                    if not others:
+                        continue
+                    data["target"] = rng.choice(others).key
                 at = date + timedelta(seconds=rng.randrange(7 * 3600, 23 * 3600))
                 event = Event(
                     id=f"{platform[:2]}-{rng.getrandbits(48):012x}",
@@ -150,17 +175,66 @@ def generate_community(
                     subject=persona.accounts[platform],
                     time=at,
                     proof=f"https://{platform}.example/{event_type.replace('.', '/')}/{len(events)}",
-                    data={"display_name": persona.name},
+                    data=data,
                 )
                 events.append(event)
+                if event_type in CONTRIBUTIONS:
+                    posted_today.append(event)
                 if rng.random() < 0.03:  # webhook retried: the same event delivered twice
                     events.append(event)
                     duplicates += 1
+        for post in posted_today:
+            if post.source in recent:
+                recent[post.source] = [*recent[post.source], post][-300:]
+            if rng.random() < 0.06:  # the moderator team highlights a good post a day or two later
+                events.append(
+                    Event(
+                        id=f"mod-{post.source}-{post.id}",
+                        source=MODERATOR.platform,
+                        type="moderator.approved",
+                        subject=MODERATOR.account,
+                        time=post.time + timedelta(hours=rng.randrange(12, 48)),
+                        data={"target": post.key, "display_name": "Moderator team"},
+                    )
+                )
     events.sort(key=lambda e: e.time)
     links = [
-        (AccountRef(a, p.accounts[a]), AccountRef(b, p.accounts[b]))
+        (AccountRef(first, p.accounts[first]), AccountRef(other, p.accounts[other]))
         for p in personas
         if len(p.accounts) >= 2 and rng.random() < 0.25
-        for a, b in [list(p.accounts)[:2]]
+        for first, *others in [list(p.accounts)]
+        for other in others
     ]
     return Community(personas=personas, events=events, duplicates=duplicates, links=links)
+
+
+def link_accounts(engine: Engine, community: Community) -> int:
+    """Members who use several platforms link them with one-time codes, as a member would.
+
+    Returns how many members linked accounts.
+    """
+    for first, other in community.links:
+        engine.redeem_link_code(engine.issue_link_code(first), other)
+    return len({first for first, _ in community.links})
+
+
+def simulate_voucher_claims(engine: Engine, *, seed: int) -> int:
+    """Most members claim their voucher within a day or two; some never do, a few too late."""
+    rng = random.Random(seed)
+    with engine.store.sessions() as session:
+        issued = session.execute(select(Voucher.code, Voucher.issued_at).order_by(Voucher.code)).all()
+    real_clock, claimed = engine.clock, 0
+    try:
+        for code, issued_at in issued:
+            if rng.random() < 0.3:
+                continue  # never claimed
+            at = issued_at + timedelta(hours=rng.choice([2, 10, 30, 60, 80]))
+            engine.clock = lambda at=at: at
+            try:
+                engine.claim_voucher(code)
+                claimed += 1
+            except VoucherError:
+                pass  # came back after the claim window
+    finally:
+        engine.clock = real_clock
+    return claimed

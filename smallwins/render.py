@@ -1,20 +1,24 @@
-"""Rich renderings shared by CLI commands: a member card, the leaderboard, the catalogue."""
+"""Rich renderings shared by CLI commands: a member card, leaderboards, the catalogue, backfills."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from smallwins.core.backfill import BackfillTally
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.rules import Catalogue
-from smallwins.core.views import LeaderboardRow, next_targets
+from smallwins.core.views import next_targets
+from smallwins.core.vouchers import ClaimStats
 
 
-def leaderboard_table(rows: list[LeaderboardRow], *, title: str = "All-time leaderboard") -> Table:
+def leaderboard_table(rows: Sequence[Any], *, title: str = "All-time leaderboard") -> Table:
+    """Rows with ``rank``, ``display_name``, ``member_id`` and ``points`` (all-time or a period)."""
     table = Table(title=title)
     table.add_column("#", justify="right")
     table.add_column("member")
@@ -22,41 +26,102 @@ def leaderboard_table(rows: list[LeaderboardRow], *, title: str = "All-time lead
     table.add_column("points", justify="right")
     for row in rows:
         table.add_row(str(row.rank), row.display_name, str(row.member_id), str(row.points))
+    if not rows:
+        table.add_row("", "nobody has scored in this period yet", "", "")
     return table
 
 
 def catalogue_table(catalogue: Catalogue, rarity: Mapping[str, float]) -> Table:
     table = Table(title="Achievements")
     table.add_column("achievement")
-    table.add_column("tier")
+    table.add_column("rule")
     table.add_column("how")
     table.add_column("held by", justify="right")
     for achievement in catalogue.achievements.values():
         share = rarity.get(achievement.id, 0.0)
-        table.add_row(
-            achievement.name,
-            achievement.tier or "",
-            achievement.description,
-            f"{share:.0%} of members",
-        )
+        extras = []
+        if achievement.role:
+            extras.append(f"role: {achievement.role}")
+        if achievement.voucher_hours:
+            extras.append(f"voucher, {achievement.voucher_hours:g} h to claim")
+        how = achievement.description + (f" [dim]({'; '.join(extras)})[/]" if extras else "")
+        table.add_row(achievement.name, achievement.rule.name, how, f"{share:.0%} of members")
     return table
+
+
+def _streak_line(item: Mapping[str, Any]) -> str | None:
+    detail = item["detail"]
+    if "longest" not in detail:
+        return None
+    line = f"{item['name']}: current {detail['current']}, longest {detail['longest']}"
+    if detail.get("freezes"):
+        line += f", {detail['freezes']} freeze(s) held"
+    if detail.get("act_by"):
+        line += f" — act by {detail['act_by']} to keep it"
+    return line
 
 
 def member_card(snapshot: MemberSnapshot) -> Panel:
     identities = ", ".join(f"{p}:{a}" for p, accounts in sorted(snapshot.identities.items()) for a in accounts)
-    header = f"[bold]{snapshot.display_name}[/] (member {snapshot.member_id})\n{identities}\n"
     rank = f"rank #{snapshot.rank}" if snapshot.rank else "private (not ranked)"
+    header = f"[bold]{snapshot.display_name}[/] (member {snapshot.member_id}, {snapshot.timezone})\n{identities}\n"
     header += f"{snapshot.points} points, {rank}"
+    if snapshot.roles:
+        header += f"\nroles: {', '.join(snapshot.roles)}"
     awards = Table(title="Earned", show_header=False, box=None)
     for award in snapshot.awards:
-        awards.add_row("🏅", award["name"], award["tier"] or "", award["awarded_at"][:10], award["origin"])
+        awards.add_row("🏅", award["name"], award["tier"] or "", award["awarded_at"][:10], award["held_by"])
     if not snapshot.awards:
         awards.add_row("", "nothing yet", "", "", "")
+    parts: list[Any] = [header, awards]
+    streaks = [line for item in snapshot.progress if (line := _streak_line(item))]
+    if streaks:
+        parts.append("[bold]Streaks[/]\n" + "\n".join(streaks))
+    if snapshot.vouchers:
+        parts.append(
+            "[bold]Vouchers[/]\n"
+            + "\n".join(
+                f"{v['code']} ({v['achievement_id']}): {v['status']}, until {v['expires_at'][:16]}"
+                for v in snapshot.vouchers
+            )
+        )
     upcoming = Table(title="Next", show_header=False, box=None)
     for item in next_targets(snapshot):
+        label = item["name"] + (f" → {item['next_tier']}" if item.get("next_tier") and item["earned"] else "")
         upcoming.add_row(
-            str(item["name"]),
-            ProgressBar(total=float(item["target"]), completed=float(item["current"]), width=20),  # type: ignore[arg-type]
-            str(item["text"]),
+            label,
+            ProgressBar(total=float(item["target"]), completed=float(item["current"]), width=20),
+            item["text"],
         )
-    return Panel(Group(header, awards, upcoming), title="member", expand=False)
+    parts.append(upcoming)
+    return Panel(Group(*parts), title="member", expand=False)
+
+
+def vouchers_table(stats: Sequence[ClaimStats]) -> Table:
+    table = Table(title="Vouchers")
+    for column in ("achievement", "issued", "claimed", "expired unclaimed", "claim rate"):
+        table.add_column(column, justify="left" if column == "achievement" else "right")
+    for row in stats:
+        table.add_row(row.achievement_id, str(row.issued), str(row.claimed), str(row.expired), f"{row.claim_rate:.0%}")
+    return table
+
+
+def backfill_table(tally: BackfillTally, *, title: str) -> Group:
+    table = Table(title=title)
+    table.add_column("achievement")
+    table.add_column("award", justify="right")
+    table.add_column("revoke", justify="right")
+    for achievement_id in sorted(set(tally.awards) | set(tally.revocations)):
+        table.add_row(achievement_id, str(tally.awards[achievement_id]), str(tally.revocations[achievement_id]))
+    for change, n in sorted(tally.tier_changes.items()):
+        table.add_row(f"tier {change}", str(n), "")
+    summary = (
+        f"{tally.members} members checked, {tally.changed_members} would change"
+        if tally.run_id is None
+        else (
+            f"run {tally.run_id}: {tally.members} members recomputed, {tally.changed_members} changed"
+            + (f" (resumed after member {tally.resumed_after_member})" if tally.resumed_after_member else "")
+        )
+    )
+    examples = "\n".join(f"  {e}" for e in tally.examples) or "  (none)"
+    return Group(table, summary, "examples:\n" + examples)

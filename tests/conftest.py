@@ -67,7 +67,7 @@ def host() -> PluginHost:
 
 @pytest.fixture(scope="session")
 def catalogue(host: PluginHost) -> Catalogue:
-    return load_catalogue(REPO / "achievements.toml", host.rule_types())
+    return load_catalogue(REPO / "tests" / "data" / "catalogue.toml", host.rule_types())
 
 
 class Clock:

@@ -33,7 +33,7 @@ def run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     shutil.copy(REPO / "plugins.toml", tmp_path)
-    shutil.copy(REPO / "achievements.toml", tmp_path)
+    shutil.copy(REPO / "tests/data/catalogue.toml", tmp_path / "achievements.toml")
     return tmp_path
 
 
@@ -96,9 +96,61 @@ def test_bad_config_is_a_clear_error(workdir: Path) -> None:
     assert "achievements.toml: key 'achievements.x.description': Field required" in result.stderr.replace("\n", "")
 
 
-def test_demo_shows_a_community(workdir: Path) -> None:
-    result = run("demo", "--members", "60", "--weeks", "3", "--db", "demo.db", cwd=workdir)
-    assert "events stored" in result.stdout and "All-time leaderboard" in result.stdout
-    assert "First Words" in result.stdout and "of members" in result.stdout
-    board = run("leaderboard", "--db", f"sqlite:///{workdir / 'demo.db'}", cwd=workdir).stdout
-    assert "All-time leaderboard" in board and " 1 " in board
+def test_demo_shows_a_community(tmp_path: Path) -> None:
+    """The repo's own plugins.toml and launch catalogue, as `./scripts/demo` runs them."""
+    shutil.copy(REPO / "plugins.toml", tmp_path)
+    shutil.copy(REPO / "achievements.toml", tmp_path)
+    out = run("demo", "--members", "120", "--weeks", "4", "--db", "demo.db", cwd=tmp_path).stdout
+    for shown in (
+        "events stored",
+        "First Words",
+        "of members",
+        "All-time leaderboard",
+        "This week (2026-W40)",
+        "Launch week (season)",
+        "Vouchers",
+        "claim rate",
+        "Streaks",
+        "On a Roll: current",
+    ):
+        assert shown in out, shown
+    assert (tmp_path / "demo.db").exists()
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert (
+        "Launch week" in run("leaderboard", "--board", "launch", "--period", "season", "--db", db, cwd=tmp_path).stdout
+    )
+    history = run("leaderboard", "--board", "weekly", "--history", "--db", db, cwd=tmp_path).stdout
+    assert "2026-W37" in history and "2026-W40" in history
+
+
+def test_backfill_profile_and_vouchers_from_the_command_line(workdir: Path) -> None:
+    lines = [json.dumps({**GOOD, "id": f"m{i}", "time": f"2026-03-0{i + 2}T12:00:00Z"}) for i in range(4)]
+    (workdir / "e.jsonl").write_text("\n".join(lines))
+    run("ingest", "e.jsonl", cwd=workdir)
+    catalogue = (workdir / "achievements.toml").read_text()
+    catalogue += (
+        "\n[achievements.four-days]\nname = 'Four Days'\ndescription = 'Four days in a row.'\n"
+        "rule = 'streak'\nevents = ['message.posted']\ntarget = 4\nvoucher_claim_hours = 72\n"
+    )
+    (workdir / "achievements.toml").write_text(catalogue)
+    preview = run("backfill", "--dry-run", cwd=workdir).stdout
+    assert "four-days" in preview and "1 would change" in preview and "+four-days" in preview
+    assert "4 of 4 days in a row" not in run("member", "Ada", cwd=workdir).stdout, "a dry run changes nothing"
+    applied = run("backfill", cwd=workdir).stdout
+    assert "1 changed" in applied
+    card = run("member", "Ada", cwd=workdir).stdout
+    assert "Four Days" in card and "Vouchers" in card and "longest 4" in card
+    [voucher] = json.loads(run("member", "Ada", "--json", cwd=workdir).stdout)["vouchers"]
+    code = voucher["code"]
+    assert voucher["achievement_id"] == "four-days" and code in card
+    claimed = run("voucher", "claim", code, cwd=workdir, check=False)
+    # The backfill opened the window now, so it can be claimed now, once.
+    assert claimed.returncode == 0, claimed.stderr
+    again = run("voucher", "claim", code, cwd=workdir, check=False)
+    assert again.returncode == 2 and "already claimed" in again.stderr
+    assert "100%" in run("voucher", "stats", cwd=workdir).stdout
+    bad_zone = run("profile", "Ada", "--timezone", "Mars/Olympus", cwd=workdir, check=False)
+    assert bad_zone.returncode == 2 and "IANA" in bad_zone.stderr
+    run("profile", "Ada", "--timezone", "America/New_York", "--private", cwd=workdir)
+    assert "America/New_York" in run("member", "Ada", cwd=workdir).stdout
+    assert "Ada" not in run("leaderboard", cwd=workdir).stdout

@@ -16,7 +16,7 @@ def test_capture_tasks_and_outbox_run_together(tmp_path: Path, database_url: str
     from smallwins.core.runtime import run
 
     incoming = tmp_path / "incoming.jsonl"
-    (tmp_path / "achievements.toml").write_text((REPO / "achievements.toml").read_text())
+    (tmp_path / "achievements.toml").write_text((REPO / "tests/data/catalogue.toml").read_text())
     (tmp_path / "plugins.toml").write_text(
         f"[plugins.jsonl]\nenabled = true\npath = '{incoming}'\npoll_seconds = 0.05\n"
         f"[plugins.web_widget]\nenabled = true\noutput_dir = '{tmp_path / 'widgets'}'\n"

@@ -63,8 +63,10 @@ from smallwins.core.config import load_catalogue
 from smallwins.core.engine import Engine
 from smallwins.core.events import parse_event
 from smallwins.core.plugins import PluginHost
+from smallwins.core.logs import configure_logging
 from smallwins.core.store import open_store
 
+configure_logging("WARNING")
 url, events_file, catalogue_file = sys.argv[1:4]
 store = open_store(url)
 engine = Engine(store, load_catalogue(Path(catalogue_file), PluginHost().rule_types()))
@@ -80,7 +82,7 @@ def test_two_processes_ingesting_the_same_events_count_once(
     events = [make_event(subject=f"user{i % 10}", id=f"ev{i}") for i in range(120)]
     events_file = tmp_path / "events.jsonl"
     events_file.write_text("\n".join(json.dumps(e.to_json()) for e in events))
-    catalogue_file = Path(__file__).resolve().parent.parent / "achievements.toml"
+    catalogue_file = Path(__file__).resolve().parent / "data" / "catalogue.toml"
     workers = [
         subprocess.Popen([sys.executable, "-c", WORKER, database_url, str(events_file), str(catalogue_file)])
         for _ in range(2)

@@ -68,12 +68,16 @@ def award(
     at: datetime,
     earned_at: datetime | None = None,
     tier: str | None = None,
+    voucher_from: datetime | None = None,
     event_keys: Sequence[str] = (),
 ) -> bool:
     """Make ``achievement`` active for ``member``; ``False`` if it already is or a moderator said no.
 
     ``at`` is when smallwins acted (audit, outbox); ``earned_at`` when the member earned it
     (the time of the event that met the rule), which differs when history is ingested late.
+    A voucher's claim window opens at ``voucher_from`` (default ``at``): the engine opens it at
+    the earning event for live ingest, and now for recomputations, so a backfill never hands
+    out vouchers that expired before anyone saw them.
     """
     earned_at = earned_at or at
     tier = tier or achievement.tier
@@ -113,7 +117,11 @@ def award(
         payload["role"] = achievement.role
     if achievement.voucher_hours:
         voucher = vouchers.issue(
-            session, member_id=member.id, achievement_id=achievement.id, hours=achievement.voucher_hours, at=at
+            session,
+            member_id=member.id,
+            achievement_id=achievement.id,
+            hours=achievement.voucher_hours,
+            at=voucher_from or at,
         )
         if voucher is not None:
             payload["voucher"] = {

@@ -266,7 +266,14 @@ class Engine:
             if after.met and not row.met:
                 row.met = True
                 if self._award_by_rule(
-                    session, member, achievement, new_state, tier=after.tier, earned_at=event.time, reason=reason
+                    session,
+                    member,
+                    achievement,
+                    new_state,
+                    tier=after.tier,
+                    earned_at=event.time,
+                    reason=reason,
+                    live=True,
                 ):
                     earned.append(achievement.id)
             elif row.met and after.tier_rank > before.tier_rank and after.tier:
@@ -310,7 +317,10 @@ class Engine:
         tier: str | None,
         earned_at: datetime,
         reason: str,
+        live: bool = False,
     ) -> bool:
+        """Award from a rule; ``live`` (an event being ingested) opens a voucher window at the
+        event, a recomputation opens it now."""
         awarded = awards.award(
             session,
             member,
@@ -321,6 +331,7 @@ class Engine:
             at=self.clock(),
             earned_at=earned_at,
             tier=tier,
+            voucher_from=earned_at if live else None,
             event_keys=state.get("evidence") or [],
         )
         if awarded:

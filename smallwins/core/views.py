@@ -208,3 +208,20 @@ def rarity(session: Session) -> dict[str, float]:
         select(Award.achievement_id, func.count()).where(Award.status == "active").group_by(Award.achievement_id)
     )
     return {achievement_id: n / total for achievement_id, n in counts}
+
+
+def most_decorated(session: Session, refs: list[str]) -> int | None:
+    """Of the members behind ``refs``, the one holding the most achievements (ties: most points)."""
+    best: tuple[int, int, int] | None = None
+    for ref in refs:
+        try:
+            member = find_member(session, ref)
+        except MemberNotFound:
+            continue
+        held = session.scalar(
+            select(func.count()).select_from(Award).where(Award.member_id == member.id, Award.status == "active")
+        )
+        candidate = (int(held or 0), member.points, member.id)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best else None

@@ -1,0 +1,88 @@
+"""Backfill after a catalogue change: the dry run predicts the real run exactly; runs resume."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from smallwins.core import backfill
+from smallwins.core.store import AuditEntry, Award, BackfillRun
+from tests.rules_helpers import engine_of
+
+T = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+V1 = {
+    "five": {"rule": "count", "events": ["message.posted"], "threshold": 5, "points": 10},
+    "old": {"rule": "count", "events": ["reaction.added"], "threshold": 1},
+}
+V2 = {
+    "five": {"rule": "count", "events": ["message.posted"], "threshold": 3, "points": 10},  # easier now
+    "old": {"rule": "count", "events": ["reaction.added"], "threshold": 4},  # harder now
+    "voice": {
+        "rule": "trophy",
+        "events": ["message.posted"],
+        "tiers": [{"name": "bronze", "threshold": 2}, {"name": "silver", "threshold": 6}],
+    },
+}
+
+
+def populate(store, clock, make_event) -> None:
+    engine = engine_of(store, clock, V1)
+    for member in range(12):
+        for n in range(member % 7):
+            engine.ingest(make_event(subject=f"m{member}", at=T + timedelta(hours=n)))
+        for n in range(member % 3):
+            engine.ingest(make_event("reaction.added", subject=f"m{member}", at=T + timedelta(hours=n)))
+
+
+def test_dry_run_matches_the_real_run(store, clock, make_event) -> None:
+    populate(store, clock, make_event)
+    clock.advance(days=1)  # the backfill's audit entries carry this time
+    engine = engine_of(store, clock, V2)
+    with store.sessions() as session:
+        audit_before = session.scalar(select(func.count()).select_from(AuditEntry))
+    preview = backfill.preview(engine)
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == audit_before, "a dry run writes nothing"
+    # posts per member m1..m11 are member % 7; reactions member % 3 (m0 never acted)
+    assert preview.awards == {"five": 4, "voice": 8}
+    assert preview.revocations == {"old": 8}
+    assert preview.examples and preview.members == 11
+
+    done = backfill.run(engine, batch_size=5)
+    assert (done.awards, done.revocations, done.tier_changes) == (
+        preview.awards,
+        preview.revocations,
+        preview.tier_changes,
+    )
+    with store.sessions() as session:
+        actions = dict(
+            session.execute(
+                select(AuditEntry.action, func.count()).where(AuditEntry.at == clock.now).group_by(AuditEntry.action)
+            ).all()
+        )
+        assert actions == {"award": 12, "revoke": 8}
+        silver = session.scalar(select(func.count()).select_from(Award).where(Award.tier == "silver"))
+        assert silver == 1  # m6, the only one with six posts
+    assert backfill.preview(engine).totals == (0, 0, 0), "after the run, nothing is left to change"
+
+
+def test_interrupted_backfill_resumes(store, clock, make_event) -> None:
+    populate(store, clock, make_event)
+    engine = engine_of(store, clock, V2)
+    expected = backfill.preview(engine).totals
+    seen = 0
+
+    def crash_after_first_batch() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backfill.run(engine, batch_size=5, on_member=crash_after_first_batch)
+    resumed = backfill.run(engine, batch_size=5)
+    assert resumed.resumed_after_member > 0 and resumed.members == 11 - 5
+    with store.sessions() as session:
+        [run] = session.scalars(select(BackfillRun)).all()
+        assert run.finished_at is not None
+        assert (run.awarded, run.revoked, run.changed_tiers) == expected
