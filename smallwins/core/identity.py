@@ -10,10 +10,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from smallwins.core.store import Identity, LinkCode, Member, StoredEvent, insert_ignoring_conflict
+from smallwins.core.store import Identity, LinkCode, Member, StoredEvent, insert_ignoring_conflict, utcnow
 
 #: No 0/O, 1/I/L: a code people read on one screen and type on another.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -33,24 +33,34 @@ class AccountRef:
         return f"{self.platform}:{self.account}"
 
 
+#: ``session.info`` keys of the accounts resolved and the members locked in this transaction.
+RESOLVED = "smallwins.resolved_members"
+LOCKED = "smallwins.locked_members"
+
+
 def lock_member(session: Session, member_id: int) -> Member:
-    """Load a member, row-locked on PostgreSQL, following merges to the surviving member."""
+    """Load a member, row-locked on PostgreSQL, following merges to the surviving member.
+
+    A member is locked (and read) once per transaction; the lock holds until it ends.
+    """
+    locked: dict[int, Member] = session.info.setdefault(LOCKED, {})
+    if member_id in locked:
+        return locked[member_id]
+    requested = member_id
     while True:
         member = session.execute(
             select(Member).where(Member.id == member_id).with_for_update().execution_options(populate_existing=True)
         ).scalar_one()
         if member.merged_into_id is None:
+            locked[requested] = locked[member_id] = member
             return member
         member_id = member.merged_into_id
 
 
-#: ``session.info`` key of the accounts already resolved (and locked) in this transaction.
-RESOLVED = "smallwins.resolved_members"
-
-
 def forget_resolved(session: Session) -> None:
-    """Drop the per-transaction account cache; needed after identities move (merge, unlink)."""
+    """Drop the per-transaction caches; needed after identities move (merge, unlink)."""
     session.info.pop(RESOLVED, None)
+    session.info.pop(LOCKED, None)
 
 
 def resolve_member(session: Session, ref: AccountRef, *, display_name: str | None = None) -> Member:
@@ -71,21 +81,21 @@ def _lookup_or_create(session: Session, ref: AccountRef, *, display_name: str | 
         select(Identity.member_id).where(Identity.platform == ref.platform, Identity.account == ref.account)
     )
     if member_id is None:
-        with session.begin_nested():
-            member = Member(display_name=display_name or str(ref), points=0, private=False)
-            session.add(member)
-            session.flush()
-            inserted = insert_ignoring_conflict(
-                session,
-                Identity,
-                {"platform": ref.platform, "account": ref.account, "member_id": member.id},
-                ["platform", "account"],
-            )
-            if inserted is None:  # another process created it between our read and write
-                session.delete(member)
-        if inserted is None:
+        # Plain INSERTs, no ORM flush: creating a member must not write out the whole batch.
+        member_id = session.execute(
+            insert(Member)
+            .values(display_name=display_name or str(ref), points=0, private=False, created_at=utcnow())
+            .returning(Member.id)
+        ).scalar_one()
+        inserted = insert_ignoring_conflict(
+            session,
+            Identity,
+            {"platform": ref.platform, "account": ref.account, "member_id": member_id},
+            ["platform", "account"],
+        )
+        if inserted is None:  # another process created it between our read and write
+            session.execute(delete(Member).where(Member.id == member_id))
             return _lookup_or_create(session, ref, display_name=display_name)
-        member_id = member.id
     return lock_member(session, member_id)
 
 

@@ -14,10 +14,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.rules import LeaderboardSpec
-from smallwins.core.store import Member, PeriodPoints
+from smallwins.core.store import Member, PeriodPoints, dialect_insert
 
-#: ``session.info`` key of the period rows touched in this transaction.
-PERIOD_ROWS = "smallwins.period_rows"
+#: ``session.info`` key of the point changes waiting to be written when the transaction commits.
+PENDING = "smallwins.pending_period_points"
 
 
 def period_key(board: LeaderboardSpec, moment: datetime, zone: ZoneInfo) -> str | None:
@@ -40,30 +40,39 @@ def add_points(
     moment: datetime,
     points: int,
 ) -> None:
-    """Credit ``points`` earned at ``moment`` to every board's period it falls in."""
+    """Credit ``points`` earned at ``moment`` to every board's period it falls in.
+
+    Changes add up in memory and are written as one upsert per row at commit
+    (:func:`write_pending`), so a batch of events costs one statement, not one per event.
+    """
     if not points:
         return
-    cache: dict[tuple[str, str, int], PeriodPoints] = session.info.setdefault(PERIOD_ROWS, {})
+    pending: dict[tuple[str, str, int], int] = session.info.setdefault(PENDING, {})
     for board in boards.values():
         key = period_key(board, moment, zone)
-        if key is None:
-            continue
-        row = cache.get((board.id, key, member_id))
-        if row is None:
-            row = session.get(PeriodPoints, (board.id, key, member_id))
-            if row is None:
-                row = PeriodPoints(board=board.id, period=key, member_id=member_id, points=0)
-                session.add(row)
-            cache[(board.id, key, member_id)] = row
-        row.points += points
+        if key is not None:
+            pending[(board.id, key, member_id)] = pending.get((board.id, key, member_id), 0) + points
+
+
+def write_pending(session: Session) -> None:
+    """Upsert the accumulated point changes; registered to run before every commit."""
+    pending: dict[tuple[str, str, int], int] = session.info.pop(PENDING, {})
+    rows = [{"board": b, "period": p, "member_id": m, "points": n} for (b, p, m), n in pending.items() if n]
+    if not rows:
+        return
+    statement = dialect_insert(session.get_bind().dialect.name, PeriodPoints)
+    statement = statement.on_conflict_do_update(
+        index_elements=["board", "period", "member_id"],
+        set_={"points": PeriodPoints.points + statement.excluded.points},
+    )
+    session.execute(statement, rows)
 
 
 def forget_member(session: Session, member_id: int) -> None:
-    """Drop a member's period rows (before rebuilding them from history)."""
-    cache: dict[tuple[str, str, int], PeriodPoints] = session.info.get(PERIOD_ROWS, {})
-    for key in [k for k in cache if k[2] == member_id]:
-        del cache[key]
-    session.flush()
+    """Drop a member's period rows and unwritten changes (before rebuilding them from history)."""
+    pending: dict[tuple[str, str, int], int] = session.info.get(PENDING, {})
+    for key in [k for k in pending if k[2] == member_id]:
+        del pending[key]
     session.execute(delete(PeriodPoints).where(PeriodPoints.member_id == member_id))
 
 

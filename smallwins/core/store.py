@@ -7,6 +7,7 @@ a database to the newest revision before handing out sessions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -313,10 +314,11 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         upgrade(engine)
     log.debug("store.opened", dialect=engine.dialect.name)
     writer = engine.execution_options(**{WRITE_OPTION: True})
+    writes = sessionmaker(writer, expire_on_commit=False)
     return Store(
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
-        writes=sessionmaker(writer, expire_on_commit=False),
+        writes=writes,
     )
 
 
@@ -327,14 +329,24 @@ def insert_ignoring_conflict(
 
     The database decides, not a Python set, so this holds across processes.
     """
-    dialect = session.get_bind().dialect.name
+    statement = _insert_ignoring_statement(session.get_bind().dialect.name, model, tuple(conflict_columns))
+    return session.execute(statement, values).scalar_one_or_none()
+
+
+@functools.cache
+def _insert_ignoring_statement(dialect: str, model: type[Base], conflict_columns: tuple[str, ...]) -> Any:
+    """Built once per model: the hot ingest path only binds values."""
+    return (
+        dialect_insert(dialect, model).on_conflict_do_nothing(index_elements=list(conflict_columns)).returning(model.id)  # type: ignore[attr-defined]
+    )
+
+
+def dialect_insert(dialect: str, model: type[Base]) -> Any:
+    """The dialect's INSERT construct, which knows ON CONFLICT (SQLite and PostgreSQL)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - only the two supported dialects reach here
         raise NotImplementedError(f"unsupported database dialect {dialect}")
-    statement = (
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns).returning(model.id)  # type: ignore[attr-defined]
-    )
-    return session.execute(statement).scalar_one_or_none()
+    return insert(model)
