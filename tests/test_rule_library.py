@@ -230,3 +230,25 @@ def test_catalogue_rejects_half_a_season(tmp_path) -> None:
         catalogue_of({"x": {"rule": "count", "events": ["a.b"], "available_from": T}})
     with pytest.raises(ConfigError, match="ascending thresholds"):
         catalogue_of({"x": {**TROPHY, "tiers": [{"name": "a", "threshold": 5}, {"name": "b", "threshold": 2}]}})
+
+
+def test_merge_keeps_one_voucher_and_moves_period_points(store, clock, make_event) -> None:
+    engine = engine_of(
+        store,
+        clock,
+        {"merch": {"rule": "count", "events": ["message.posted", "comment.posted"], "voucher_claim_hours": 72}},
+        points={"message.posted": 2, "comment.posted": 2},
+        leaderboards={"weekly": {"name": "This week", "period": "week"}},
+    )
+    clock.now = T
+    engine.ingest(make_event(subject="d1", at=T))
+    engine.ingest(make_event("comment.posted", source="youtube", subject="UC1", at=T + timedelta(hours=1)))
+    with store.sessions() as session:
+        youtube_code = member_snapshot(session, engine.catalogue, 2, now=T).vouchers[0]["code"]
+    engine.claim_voucher(youtube_code)  # the YouTube side already claimed its voucher
+    engine.redeem_link_code(engine.issue_link_code(AccountRef("discord", "d1")), AccountRef("youtube", "UC1"))
+    with store.sessions() as session:
+        member = find_member(session, "youtube:UC1")
+        vouchers = member_snapshot(session, engine.catalogue, member.id, now=T).vouchers
+        assert [(v["code"], v["status"]) for v in vouchers] == [(youtube_code, "claimed")]
+        assert [(r.member_id, r.points) for r in standings(session, "weekly", "2026-W19")] == [(member.id, 4)]

@@ -377,6 +377,7 @@ class Engine:
         identity.forget_resolved(session)
         session.execute(delete(RuleState).where(RuleState.member_id == loser.id))
         session.info.get(RULE_STATES, {}).pop(loser.id, None)
+        leaderboards.forget_member(session, loser.id)
         loser.merged_into_id, loser.points = survivor.id, 0
         for member_id, other in ((survivor.id, loser.id), (loser.id, survivor.id)):
             awards.audit(

@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from smallwins.core.store import Identity, LinkCode, Member, StoredEvent, insert_ignoring_conflict, utcnow
+from smallwins.core.store import (
+    Identity,
+    LinkCode,
+    Member,
+    StoredEvent,
+    Voucher,
+    insert_ignoring_conflict,
+    utcnow,
+)
 
 #: No 0/O, 1/I/L: a code people read on one screen and type on another.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -134,10 +142,29 @@ def redeem_link_code(session: Session, code: str, *, now: datetime) -> int:
 
 
 def move_member_data(session: Session, *, from_id: int, to_id: int) -> None:
-    """Hand identities, events and open link codes of one member to another."""
+    """Hand identities, events and vouchers of one member to another; drop its open link codes.
+
+    Where both hold a voucher for the same achievement, the claimed one (else the older) stays.
+    """
     session.execute(update(Identity).where(Identity.member_id == from_id).values(member_id=to_id))
     session.execute(update(StoredEvent).where(StoredEvent.member_id == from_id).values(member_id=to_id))
     session.execute(delete(LinkCode).where(LinkCode.member_id == from_id))
+    kept = {v.achievement_id: v for v in session.scalars(select(Voucher).where(Voucher.member_id == to_id))}
+    for theirs in session.scalars(select(Voucher).where(Voucher.member_id == from_id)).all():
+        mine = kept.get(theirs.achievement_id)
+        if mine is None:
+            theirs.member_id = to_id
+            continue
+        theirs_wins = (theirs.claimed_at is not None, -theirs.issued_at.timestamp()) > (
+            mine.claimed_at is not None,
+            -mine.issued_at.timestamp(),
+        )
+        loser = mine if theirs_wins else theirs
+        session.delete(loser)
+        session.flush()
+        if theirs_wins:
+            theirs.member_id = to_id
+    session.flush()
 
 
 def detach_identity(session: Session, identity: Identity) -> Member:
