@@ -16,7 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
+from sqlalchemy import event as sqlalchemy_events
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -108,8 +109,8 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
-        if not event.contains(store.writes, "before_commit", leaderboards.write_pending):
-            event.listen(store.writes, "before_commit", leaderboards.write_pending)
+        if not sqlalchemy_events.contains(store.writes, "before_commit", leaderboards.write_pending):
+            sqlalchemy_events.listen(store.writes, "before_commit", leaderboards.write_pending)
         self.catalogue = catalogue
         self.known_event_types = frozenset(known_event_types) | catalogue.known_event_types | CORE_EVENT_TYPES
         self.link_code_ttl = link_code_ttl
