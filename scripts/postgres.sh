@@ -22,21 +22,23 @@ pg_install() {
 }
 
 pg_private_cluster() {
-  # A cluster of our own under .pg/, trust auth, loopback only, port 55432.
-  local bin dir port=55432 owner
+  # A cluster of our own, trust auth, loopback only, port 55432. It lives under /tmp, which the
+  # postgres user can reach even when the checkout sits in a private home directory.
+  local bin base dir port=55432 owner
   bin=$(pg_bin_dir)
-  dir="$PWD/.pg/data"
+  base="${SMALLWINS_PG_DIR:-/tmp/smallwins-pg}"
+  dir="$base/data"
   owner=$(id -un)
   if [ "$(id -u)" = 0 ]; then owner=postgres; fi  # initdb refuses to run as root
   run_as() { if [ "$owner" = "$(id -un)" ]; then "$@"; else su "$owner" -s /bin/sh -c "$(printf '%q ' "$@")"; fi; }
-  mkdir -p "$PWD/.pg"
-  chown "$owner" "$PWD/.pg"
+  mkdir -p "$base"
+  chown "$owner" "$base"
   if [ ! -f "$dir/PG_VERSION" ]; then
     run_as "$bin/initdb" -D "$dir" -A trust -U postgres >/dev/null
   fi
   if ! run_as "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-    run_as "$bin/pg_ctl" -D "$dir" -l "$PWD/.pg/log" -w \
-      -o "-p $port -k $PWD/.pg -c listen_addresses=127.0.0.1" start >/dev/null
+    run_as "$bin/pg_ctl" -D "$dir" -l "$base/log" -w \
+      -o "-p $port -k $base -c listen_addresses=127.0.0.1" start >/dev/null
   fi
   PG_ADMIN_URL="postgresql://postgres@127.0.0.1:$port/postgres"
 }
