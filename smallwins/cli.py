@@ -155,7 +155,7 @@ def leaderboard(
     """The all-time leaderboard, or a weekly/monthly/season board (members in private mode are left out)."""
     with opened(config, database) as smallwins, smallwins.store.sessions() as session:
         if board is None:
-            console.print(leaderboard_table(views.leaderboard(session, limit=limit)))
+            console.print(leaderboard_table(leaderboards.all_time(session, limit=limit)))
             return
         spec = smallwins.catalogue.leaderboards.get(board)
         if spec is None:
@@ -422,7 +422,7 @@ def demo(
         )
         with smallwins.store.sessions() as session:
             console.print(catalogue_table(smallwins.catalogue, views.rarity(session)))
-            console.print(leaderboard_table(views.leaderboard(session, limit=5)))
+            console.print(leaderboard_table(leaderboards.all_time(session, limit=5)))
             zone = ZoneInfo(smallwins.config.core.default_timezone)
             for board_id, moment in (("weekly", demo_end - timedelta(days=1)), ("launch", None)):
                 spec = smallwins.catalogue.leaderboards.get(board_id)

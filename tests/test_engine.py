@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from smallwins.core.engine import Engine
+from smallwins.core.leaderboards import all_time as leaderboard
 from smallwins.core.store import AuditEntry, Award, Member, OutboxItem, RuleState, Store, open_store
-from smallwins.core.views import find_member, leaderboard, member_snapshot, next_targets
+from smallwins.core.views import find_member, member_snapshot, next_targets
 from tests.conftest import T0
 
 

@@ -53,6 +53,35 @@ def enqueue(session: Session, *, member_id: int, kind: str, at: datetime, payloa
     session.add(OutboxItem(member_id=member_id, kind=kind, created_at=at, payload=payload))
 
 
+def record(
+    session: Session,
+    member: Member,
+    achievement: Achievement,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    at: datetime,
+    event_keys: Sequence[str],
+    details: dict[str, Any],
+    payload: dict[str, Any],
+) -> None:
+    """Every change of standing is audited and queued for presenters, together."""
+    audit(
+        session,
+        action=action,
+        member_id=member.id,
+        achievement_id=achievement.id,
+        actor=actor,
+        reason=reason,
+        at=at,
+        event_keys=event_keys,
+        details=details,
+    )
+    kind = {"grant": "award"}.get(action, action)
+    enqueue(session, member_id=member.id, kind=kind, at=at, payload={"achievement_id": achievement.id, **payload})
+
+
 def find_award(session: Session, member_id: int, achievement_id: str) -> Award | None:
     return session.scalar(select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id))
 
@@ -100,19 +129,7 @@ def award(
                 updated_at=at,
             )
         )
-    action = "grant" if origin == MANUAL else "award"
-    audit(
-        session,
-        action=action,
-        member_id=member.id,
-        achievement_id=achievement.id,
-        actor=actor,
-        reason=reason,
-        at=at,
-        event_keys=event_keys,
-        details={"points": achievement.points, "tier": tier},
-    )
-    payload: dict[str, Any] = {"achievement_id": achievement.id, "name": achievement.name, "tier": tier}
+    payload: dict[str, Any] = {"name": achievement.name, "tier": tier}
     if achievement.role:
         payload["role"] = achievement.role
     if achievement.voucher_hours:
@@ -128,7 +145,18 @@ def award(
                 "code": vouchers.display_code(voucher.code),
                 "expires_at": voucher.expires_at.isoformat(),
             }
-    enqueue(session, member_id=member.id, kind="award", at=at, payload=payload)
+    record(
+        session,
+        member,
+        achievement,
+        action="grant" if origin == MANUAL else "award",
+        actor=actor,
+        reason=reason,
+        at=at,
+        event_keys=event_keys,
+        details={"points": achievement.points, "tier": tier},
+        payload=payload,
+    )
     return True
 
 
@@ -148,23 +176,17 @@ def change_tier(
     if existing is None or existing.status != "active" or existing.tier == tier:
         return False
     previous, existing.tier, existing.updated_at = existing.tier, tier, at
-    audit(
+    record(
         session,
+        member,
+        achievement,
         action="tier",
-        member_id=member.id,
-        achievement_id=achievement.id,
         actor=actor,
         reason=reason,
         at=at,
         event_keys=event_keys,
         details={"from": previous, "to": tier},
-    )
-    enqueue(
-        session,
-        member_id=member.id,
-        kind="tier",
-        at=at,
-        payload={"achievement_id": achievement.id, "name": achievement.name, "from": previous, "tier": tier},
+        payload={"name": achievement.name, "from": previous, "tier": tier},
     )
     return True
 
@@ -187,17 +209,16 @@ def revoke(
     if origin == RULE and existing.origin == MANUAL:
         return None
     existing.status, existing.origin, existing.updated_at = "revoked", origin, at
-    audit(
+    record(
         session,
+        member,
+        achievement,
         action="revoke",
-        member_id=member.id,
-        achievement_id=achievement.id,
         actor=actor,
         reason=reason,
         at=at,
         event_keys=event_keys,
         details={"points": -achievement.points},
+        payload={"role": achievement.role} if achievement.role else {},
     )
-    payload = {"achievement_id": achievement.id, **({"role": achievement.role} if achievement.role else {})}
-    enqueue(session, member_id=member.id, kind="revoke", at=at, payload=payload)
     return existing

@@ -1,4 +1,4 @@
-"""Time-boxed leaderboards: points per week, month or season, in the community's time zone.
+"""Leaderboards: all-time, and time-boxed per week, month or season in the community's time zone.
 
 Each period is its own set of rows, so a board "resets" at the boundary simply because a new
 period key begins, and past periods stay queryable as history.
@@ -6,11 +6,12 @@ period key begins, and past periods stay queryable as history.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.rules import LeaderboardSpec
@@ -77,33 +78,57 @@ def forget_member(session: Session, member_id: int) -> None:
 
 
 @dataclass(frozen=True)
-class PeriodRow:
+class LeaderboardRow:
     rank: int
     member_id: int
     display_name: str
     points: int
 
 
-def standings(session: Session, board: str, period: str, *, limit: int = 10) -> list[PeriodRow]:
-    """One period of a board, public members only, with competition ranks."""
-    rows = session.execute(
-        select(Member.id, Member.display_name, PeriodPoints.points)
-        .join(Member, Member.id == PeriodPoints.member_id)
-        .where(
-            PeriodPoints.board == board,
-            PeriodPoints.period == period,
-            Member.private.is_(False),
-            Member.merged_into_id.is_(None),
-            PeriodPoints.points > 0,
-        )
-        .order_by(PeriodPoints.points.desc(), Member.id)
-        .limit(limit)
-    ).all()
-    result: list[PeriodRow] = []
+def _ranked(rows: Sequence[Row[tuple[int, str, int]]]) -> list[LeaderboardRow]:
+    """Competition ranks (1, 2, 2, 4) over rows already sorted by points, descending."""
+    result: list[LeaderboardRow] = []
     for position, (member_id, name, points) in enumerate(rows, start=1):
         rank = result[-1].rank if result and result[-1].points == points else position
-        result.append(PeriodRow(rank, member_id, name, points))
+        result.append(LeaderboardRow(rank, member_id, name, points))
     return result
+
+
+def _public() -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return Member.merged_into_id.is_(None), Member.private.is_(False)
+
+
+def all_time(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
+    """The all-time leaderboard of public members."""
+    return _ranked(
+        session.execute(
+            select(Member.id, Member.display_name, Member.points)
+            .where(*_public())
+            .order_by(Member.points.desc(), Member.id)
+            .limit(limit)
+        ).all()
+    )
+
+
+def rank_of(session: Session, member: Member) -> int | None:
+    """Competition rank on the all-time leaderboard; private and merged members have none."""
+    if member.private or member.merged_into_id is not None:
+        return None
+    ahead = session.scalar(select(func.count()).select_from(Member).where(Member.points > member.points, *_public()))
+    return int(ahead or 0) + 1
+
+
+def standings(session: Session, board: str, period: str, *, limit: int = 10) -> list[LeaderboardRow]:
+    """One period of a time-boxed board, public members who scored in it."""
+    return _ranked(
+        session.execute(
+            select(Member.id, Member.display_name, PeriodPoints.points)
+            .join(Member, Member.id == PeriodPoints.member_id)
+            .where(PeriodPoints.board == board, PeriodPoints.period == period, PeriodPoints.points > 0, *_public())
+            .order_by(PeriodPoints.points.desc(), Member.id)
+            .limit(limit)
+        ).all()
+    )
 
 
 def history(session: Session, board: str) -> list[tuple[str, int]]:

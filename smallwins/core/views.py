@@ -5,7 +5,6 @@ The CLI and every presenter read through here, so "3 of 5 helpful replies" is co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.identity import identities_of
+from smallwins.core.leaderboards import rank_of
 from smallwins.core.rules import Catalogue, RuleContext
 from smallwins.core.store import Award, Identity, Member, RuleState, Voucher
 from smallwins.core.vouchers import display_code
@@ -50,41 +50,6 @@ def find_member(session: Session, ref: str) -> Member:
     while member.merged_into_id is not None:
         member = session.get(Member, member.merged_into_id)  # type: ignore[assignment]
     return member
-
-
-def rank_of(session: Session, member: Member) -> int | None:
-    """Competition rank on the all-time leaderboard (ties share a rank); private members have none."""
-    if member.private or member.merged_into_id is not None:
-        return None
-    ahead = session.scalar(
-        select(func.count())
-        .select_from(Member)
-        .where(Member.points > member.points, Member.merged_into_id.is_(None), Member.private.is_(False))
-    )
-    return int(ahead or 0) + 1
-
-
-@dataclass(frozen=True)
-class LeaderboardRow:
-    rank: int
-    member_id: int
-    display_name: str
-    points: int
-
-
-def leaderboard(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
-    """The all-time leaderboard of public members, with competition ranks."""
-    members = session.execute(
-        select(Member.id, Member.display_name, Member.points)
-        .where(Member.merged_into_id.is_(None), Member.private.is_(False))
-        .order_by(Member.points.desc(), Member.id)
-        .limit(limit)
-    ).all()
-    rows: list[LeaderboardRow] = []
-    for position, (member_id, name, points) in enumerate(members, start=1):
-        rank = rows[-1].rank if rows and rows[-1].points == points else position
-        rows.append(LeaderboardRow(rank=rank, member_id=member_id, display_name=name, points=points))
-    return rows
 
 
 def member_snapshot(
