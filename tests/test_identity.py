@@ -94,3 +94,24 @@ def test_unlink_splits_history_and_standing(engine: Engine, store: Store, make_e
     assert progress["regular"] == 2 and held == {"first-words"} and points == 2 * 2 + 10
     with pytest.raises(IdentityError, match="only identity"):
         engine.unlink(YOUTUBE)
+
+
+def test_merge_in_the_middle_of_a_batch(engine: Engine, store: Store, make_event) -> None:
+    """A link code presented mid-batch: the events after it build on the merged standing, and
+    the batch commits whole (no fallback to one transaction per event)."""
+    from structlog.testing import capture_logs
+
+    code = engine.issue_link_code(DISCORD)
+    batch = [make_event(subject="d1", source="discord") for _ in range(3)]
+    batch += [make_event("comment.posted", subject="UCyt1", source="youtube") for _ in range(2)]
+    batch.append(make_event("link.code_presented", subject="UCyt1", source="youtube", code=code))
+    batch += [make_event(subject="d1", source="discord") for _ in range(2)]
+    batch.append(make_event("comment.posted", subject="UCyt1", source="youtube"))
+    with capture_logs() as logs:
+        outcomes = list(engine.ingest_many(batch))
+    assert all(o.stored for o in outcomes) and not [e for e in logs if "batch_failed" in e["event"]]
+    member_id, points, progress, held = standing(store, engine, "discord:d1")
+    assert member_id == standing(store, engine, "youtube:UCyt1")[0]
+    assert progress["regular"] == 5 and progress["pillar"] == 8
+    assert held == {"first-words", "regular"}
+    assert points == 8 * 2 + 10 + 25

@@ -125,7 +125,7 @@ class Engine:
             return self._ingest(session, event)
 
     def ingest_many(self, events: Iterable[Event], *, batch_size: int = 500) -> Iterator[IngestOutcome]:
-        """Ingest events in transactions of ``batch_size``; each event isolated by a savepoint.
+        """Ingest events in transactions of ``batch_size`` (see :meth:`_ingest_batch`).
 
         Yields one outcome per event, so a caller can show progress.
         """
@@ -541,9 +541,11 @@ class Engine:
             )
         self._rebuild_points(session, member)
         awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
+        session.flush()  # later events of the same batch read these rule states from the database
 
     def _rebuild_points(self, session: Session, member: Member) -> None:
         """All-time and per-period points from the stored events and the active awards."""
+        session.flush()  # the awards just made are pending (ingest runs without autoflush)
         leaderboards.forget_member(session, member.id)
         member.points = 0
         for moment, event_type in session.execute(

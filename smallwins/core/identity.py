@@ -49,16 +49,16 @@ LOCKED = "smallwins.locked_members"
 def lock_member(session: Session, member_id: int) -> Member:
     """Load a member, row-locked on PostgreSQL, following merges to the surviving member.
 
-    A member is locked (and read) once per transaction; the lock holds until it ends.
+    A member is locked (and read) once per transaction; the lock holds until it ends. An
+    object already in the session keeps its unflushed changes (no ``populate_existing``): within
+    the transaction, memory is the truth.
     """
     locked: dict[int, Member] = session.info.setdefault(LOCKED, {})
     if member_id in locked:
         return locked[member_id]
     requested = member_id
     while True:
-        member = session.execute(
-            select(Member).where(Member.id == member_id).with_for_update().execution_options(populate_existing=True)
-        ).scalar_one()
+        member = session.execute(select(Member).where(Member.id == member_id).with_for_update()).scalar_one()
         if member.merged_into_id is None:
             locked[requested] = locked[member_id] = member
             return member
