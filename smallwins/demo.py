@@ -9,6 +9,7 @@ their accounts. Deterministic for a given seed.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -218,6 +219,10 @@ def link_accounts(engine: Engine, community: Community) -> int:
     return len({first for first, _ in community.links})
 
 
+def _frozen_clock(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
 def simulate_voucher_claims(engine: Engine, *, seed: int) -> int:
     """Most members claim their voucher within a day or two; some never do, a few too late."""
     rng = random.Random(seed)
@@ -229,7 +234,7 @@ def simulate_voucher_claims(engine: Engine, *, seed: int) -> int:
             if rng.random() < 0.3:
                 continue  # never claimed
             at = issued_at + timedelta(hours=rng.choice([2, 10, 30, 60, 80]))
-            engine.clock = lambda at=at: at
+            engine.clock = _frozen_clock(at)
             try:
                 engine.claim_voucher(code)
                 claimed += 1

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from smallwins.core import outbox, views
 from smallwins.core.config import AppConfig, ConfigError, load_app_config, load_catalogue
-from smallwins.core.contract import MemberSnapshot, Presenter
+from smallwins.core.contract import MemberSnapshot, Presenter, PresenterSpec, SourceSpec
 from smallwins.core.engine import Engine
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Catalogue
@@ -61,7 +61,7 @@ def validate_plugin_settings(config: AppConfig, host: PluginHost) -> dict[str, B
                 f"{config.path}: key 'plugins.{name}': no installed plugin named '{name}'; "
                 f"installed: {', '.join(sorted(installed))}"
             )
-    specs = {**host.sources(), **host.presenters()}
+    specs: dict[str, SourceSpec | PresenterSpec] = {**host.sources(), **host.presenters()}
     return {
         name: config.plugin_settings(name, specs[name].settings_model)
         for name in config.enabled_plugins

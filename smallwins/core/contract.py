@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ class SourceSpec:
     normalize: Callable[[Mapping[str, Any]], list[Event]]
     event_types: frozenset[str] = frozenset()
     settings_model: type[BaseModel] = NoSettings
-    capture: Callable[[BaseModel, EventSink], Awaitable[None]] | None = None
+    capture: Callable[[BaseModel, EventSink], Coroutine[Any, Any, None]] | None = None
 
 
 @dataclass(frozen=True)

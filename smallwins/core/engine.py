@@ -595,23 +595,31 @@ class Engine:
     # -- moderator actions ----------------------------------------------------------------
 
     def grant(self, member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
-        return self._moderate(awards.award, member_id, achievement_id, actor=actor, reason=reason)
+        """A moderator grants an achievement; ``False`` if the member already holds it."""
+        achievement = self._moderated(achievement_id, reason)
+        with self.store.writes.begin() as session:
+            member, now = identity.lock_member(session, member_id), self.clock()
+            granted = awards.award(
+                session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=now
+            )
+            if granted:
+                self._credit(session, member, now, achievement.points)
+            return granted
 
     def revoke(self, member_id: int, achievement_id: str, *, actor: str, reason: str) -> bool:
-        return self._moderate(awards.revoke, member_id, achievement_id, actor=actor, reason=reason)
-
-    def _moderate(
-        self, action: Callable[..., bool], member_id: int, achievement_id: str, *, actor: str, reason: str
-    ) -> bool:
-        if not reason.strip():
-            raise ValueError("a moderator action needs a reason")
-        achievement = self.catalogue.get(achievement_id)
+        """A moderator revokes an achievement; ``False`` if the member does not hold it."""
+        achievement = self._moderated(achievement_id, reason)
         with self.store.writes.begin() as session:
             member = identity.lock_member(session, member_id)
-            now = self.clock()
-            changed = action(session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=now)
-            if changed and action is awards.award:
-                self._credit(session, member, now, achievement.points)
-            elif changed:
-                self._credit(session, member, changed.awarded_at, -achievement.points)
-            return bool(changed)
+            revoked = awards.revoke(
+                session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=self.clock()
+            )
+            if revoked is not None:
+                self._credit(session, member, revoked.awarded_at, -achievement.points)
+            return revoked is not None
+
+    def _moderated(self, achievement_id: str, reason: str) -> Achievement:
+        """The achievement a moderator names; a moderator action always needs a reason."""
+        if not reason.strip():
+            raise ValueError("a moderator action needs a reason")
+        return self.catalogue.get(achievement_id)

@@ -30,6 +30,7 @@ def smallwins_register_sources() -> list[SourceSpec]:
     function testable from recorded payloads) and may run a long-lived ``capture`` task (gateway,
     poller, IMAP IDLE, HTTP routes) that hands events to the runtime.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
@@ -39,8 +40,10 @@ def smallwins_register_presenters() -> list[PresenterSpec]:
     A presenter renders a member's state natively (a Discord role, widget JSON, a newsletter
     block) and applies outbox changes idempotently: applying the same state twice changes nothing.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
 def smallwins_register_rule_types() -> list[RuleType]:
     """Rule types this plugin adds, so the catalogue can use new kinds of achievement."""
+    raise NotImplementedError  # a specification: plugins implement it

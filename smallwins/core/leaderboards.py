@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.rules import LeaderboardSpec
@@ -85,7 +86,7 @@ class LeaderboardRow:
     points: int
 
 
-def _ranked(rows: Sequence[Row[tuple[int, str, int]]]) -> list[LeaderboardRow]:
+def _ranked(rows: Sequence[Any]) -> list[LeaderboardRow]:
     """Competition ranks (1, 2, 2, 4) over rows already sorted by points, descending."""
     result: list[LeaderboardRow] = []
     for position, (member_id, name, points) in enumerate(rows, start=1):

@@ -70,7 +70,7 @@ class PluginHost:
         for name, plugin in self.manager.list_name_plugin():
             if plugin is hookspecs or plugin is None:
                 continue
-            provides = []
+            provides: list[str] = []
             for hook, kind in (
                 ("smallwins_register_sources", "source"),
                 ("smallwins_register_presenters", "presenter"),

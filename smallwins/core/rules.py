@@ -75,8 +75,13 @@ class RuleType(Protocol):
     the contribution they name.
     """
 
-    name: str
-    params_model: type[BaseModel]
+    @property
+    def name(self) -> str:
+        """The name achievements use in ``rule = "..."``."""
+
+    @property
+    def params_model(self) -> type[BaseModel]:
+        """The pydantic model that validates an achievement's rule parameters."""
 
     def triggers(self, params: Any) -> frozenset[str]:
         """Event types that can change this rule's state for the member who acted."""

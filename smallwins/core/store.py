@@ -343,10 +343,10 @@ def _insert_ignoring_statement(dialect: str, model: type[Base], conflict_columns
 
 def dialect_insert(dialect: str, model: type[Base]) -> Any:
     """The dialect's INSERT construct, which knows ON CONFLICT (SQLite and PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported dialects reach here
-        raise NotImplementedError(f"unsupported database dialect {dialect}")
-    return insert(model)
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"unsupported database dialect {dialect}")

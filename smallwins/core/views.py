@@ -48,7 +48,7 @@ def find_member(session: Session, ref: str) -> Member:
     if member is None:
         raise MemberNotFound(f"no member '{ref}' (give an id, platform:account, or display name)")
     while member.merged_into_id is not None:
-        member = session.get(Member, member.merged_into_id)  # type: ignore[assignment]
+        member = session.get_one(Member, member.merged_into_id)
     return member
 
 

@@ -10,7 +10,7 @@ from smallwins.core.store import Base
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # the plain `alembic` command line: take the URL from alembic.ini
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///smallwins.db")
 
 with engine.connect() as connection:
     context.configure(
