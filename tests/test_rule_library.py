@@ -252,3 +252,17 @@ def test_merge_keeps_one_voucher_and_moves_period_points(store, clock, make_even
         vouchers = member_snapshot(session, engine.catalogue, member.id, now=T).vouchers
         assert [(v["code"], v["status"]) for v in vouchers] == [(youtube_code, "claimed")]
         assert [(r.member_id, r.points) for r in standings(session, "weekly", "2026-W19")] == [(member.id, 4)]
+
+
+def test_late_event_that_fills_the_gap_takes_welcome_back_away(store, clock, make_event) -> None:
+    engine = engine_of(
+        store, clock, {"back": {"rule": "comeback", "events": ["message.posted"], "inactive_days": 10, "points": 15}}
+    )
+    engine.ingest(make_event(subject="ann", at=T))
+    assert engine.ingest(make_event(subject="ann", at=T + timedelta(days=12))).awarded == ["back"]
+    engine.ingest(make_event(subject="ann", at=T + timedelta(days=6)))  # delivered late: she never left
+    assert held(store, "discord:ann") == {}
+    with store.sessions() as session:
+        [reason] = session.scalars(select(AuditEntry.reason).where(AuditEntry.action == "revoke")).all()
+        assert reason.startswith("no longer met after discord:")
+        assert find_member(session, "discord:ann").points == 0

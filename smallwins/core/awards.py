@@ -82,8 +82,28 @@ def record(
     enqueue(session, member_id=member.id, kind=kind, at=at, payload={"achievement_id": achievement.id, **payload})
 
 
+#: ``session.info`` key of the award rows read or created in this transaction.
+AWARDS = "smallwins.awards"
+
+
 def find_award(session: Session, member_id: int, achievement_id: str) -> Award | None:
-    return session.scalar(select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id))
+    """The member's award row for an achievement, read once per transaction.
+
+    Ingest runs without autoflush, so an award made earlier in the same batch is only in
+    memory: this cache is what lets a later event of the batch upgrade or revoke it.
+    """
+    cache: dict[tuple[int, str], Award | None] = session.info.setdefault(AWARDS, {})
+    key = (member_id, achievement_id)
+    if key not in cache:
+        cache[key] = session.scalar(
+            select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id)
+        )
+    return cache[key]
+
+
+def forget_awards(session: Session) -> None:
+    """Drop the award cache; needed when award rows move between members (merge)."""
+    session.info.pop(AWARDS, None)
 
 
 def award(
@@ -118,17 +138,17 @@ def award(
             return False
         existing.status, existing.origin, existing.awarded_at, existing.tier = "active", origin, earned_at, tier
     else:
-        session.add(
-            Award(
-                member_id=member.id,
-                achievement_id=achievement.id,
-                tier=tier,
-                status="active",
-                origin=origin,
-                awarded_at=earned_at,
-                updated_at=at,
-            )
+        row = Award(
+            member_id=member.id,
+            achievement_id=achievement.id,
+            tier=tier,
+            status="active",
+            origin=origin,
+            awarded_at=earned_at,
+            updated_at=at,
         )
+        session.add(row)
+        session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = row
     payload: dict[str, Any] = {"name": achievement.name, "tier": tier}
     if achievement.role:
         payload["role"] = achievement.role

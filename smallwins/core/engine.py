@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import delete, select
-from sqlalchemy import event as sqlalchemy_events
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -109,8 +108,8 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
-        if not sqlalchemy_events.contains(store.writes, "before_commit", leaderboards.write_pending):
-            sqlalchemy_events.listen(store.writes, "before_commit", leaderboards.write_pending)
+        if leaderboards.write_pending not in store.before_commit:
+            store.before_commit.append(leaderboards.write_pending)
         self.catalogue = catalogue
         self.known_event_types = frozenset(known_event_types) | catalogue.known_event_types | CORE_EVENT_TYPES
         self.link_code_ttl = link_code_ttl
@@ -279,6 +278,22 @@ class Engine:
                     live=True,
                 ):
                     earned.append(achievement.id)
+            elif row.met and not after.met:
+                # Only a rule whose state can shrink gets here (a late event filled the gap a
+                # welcome-back was based on): the standing follows the history, in any order.
+                row.met = False
+                revoked = awards.revoke(
+                    session,
+                    member,
+                    achievement,
+                    origin=awards.RULE,
+                    actor=SYSTEM_ACTOR,
+                    reason=f"no longer met after {event.key}",
+                    at=self.clock(),
+                    event_keys=[event.key],
+                )
+                if revoked is not None:
+                    self._credit(session, member, revoked.awarded_at, -achievement.points)
             elif row.met and after.tier_rank > before.tier_rank and after.tier:
                 awards.change_tier(
                     session,
@@ -374,6 +389,7 @@ class Engine:
             return survivor.id
         now = self.clock()
         self._merge_awards(session, survivor.id, loser.id)
+        awards.forget_awards(session)
         identity.move_member_data(session, from_id=loser.id, to_id=survivor.id)
         identity.forget_resolved(session)
         session.execute(delete(RuleState).where(RuleState.member_id == loser.id))

@@ -8,7 +8,8 @@ a database to the newest revision before handing out sessions.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -291,11 +292,20 @@ WRITE_OPTION = "smallwins_writes"
 
 @dataclass
 class Store:
-    """An opened, migrated database: ``sessions`` for reading, ``writes`` for changing it."""
+    """An opened, migrated database: ``sessions`` for reading, ``writes`` for changing it.
+
+    ``before_commit`` holds functions run in every writing session just before it commits
+    (work accumulated in memory during a batch is written there).
+    """
 
     engine: Engine
     sessions: sessionmaker[Session]
     writes: sessionmaker[Session]
+    before_commit: list[Callable[[Session], None]] = field(default_factory=list)
+
+    def _run_before_commit(self, session: Session) -> None:
+        for hook in self.before_commit:
+            hook(session)
 
     @property
     def dialect(self) -> str:
@@ -314,12 +324,13 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         upgrade(engine)
     log.debug("store.opened", dialect=engine.dialect.name)
     writer = engine.execution_options(**{WRITE_OPTION: True})
-    writes = sessionmaker(writer, expire_on_commit=False)
-    return Store(
+    store = Store(
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
-        writes=writes,
+        writes=sessionmaker(writer, expire_on_commit=False),
     )
+    event.listen(store.writes, "before_commit", store._run_before_commit)
+    return store
 
 
 def insert_ignoring_conflict(

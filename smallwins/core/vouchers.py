@@ -19,6 +19,7 @@ class VoucherError(ValueError):
 
 def issue(session: Session, *, member_id: int, achievement_id: str, hours: float, at: datetime) -> Voucher | None:
     """Issue the member's voucher for an achievement, once (a re-award issues no second one)."""
+    session.flush()  # a voucher issued earlier in this batch is otherwise invisible (no autoflush)
     existing = session.scalar(
         select(Voucher).where(Voucher.member_id == member_id, Voucher.achievement_id == achievement_id)
     )

@@ -1,7 +1,8 @@
 """Built-in rule type ``comeback``: welcome back after at least ``inactive_days`` days away.
 
-Active days are kept as intervals in the member's time zone, so a late event fills its gap;
-once a return has been seen it stays earned.
+Active days are kept as intervals in the member's time zone, and the state says only which
+days were active, so any arrival order gives the same state. A late event that fills the gap
+a welcome-back was awarded for shows the member never left: the engine revokes it (audited).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class ComebackRule:
         return frozenset(params.events)
 
     def initial_state(self, params: ComebackParams) -> dict[str, Any]:
-        return {"days": [], "returned_on": None}
+        return {"days": []}
 
     def apply(
         self, params: ComebackParams, state: Mapping[str, Any], event: Event, ctx: RuleContext
@@ -38,17 +39,12 @@ class ComebackRule:
         if not params.matches(event):
             return None
         days = add_period(state.get("days", []), period_of(event.time, ctx.timezone, "day"))
-        if days is None:
-            return None
-        returned_on = state.get("returned_on")
-        if returned_on is None:
-            back = [after for before, after in gaps(days) if after - before - 1 >= params.inactive_days]
-            returned_on = period_label(back[0], "day") if back else None
-        return {"days": days, "returned_on": returned_on}
+        return None if days is None else {"days": days}
 
     def progress(self, params: ComebackParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
-        returned = state.get("returned_on")
-        return Progress(1 if returned else 0, 1, "return", detail={"returned_on": returned} if returned else {})
+        back = [after for before, after in gaps(state.get("days", [])) if after - before - 1 >= params.inactive_days]
+        detail = {"returned_on": period_label(back[0], "day")} if back else {}
+        return Progress(1 if back else 0, 1, "return", detail=detail)
 
 
 RULE: RuleType = ComebackRule()
