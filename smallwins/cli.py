@@ -78,7 +78,7 @@ def progress_bar() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=errors,  # progress and per-line problems on stderr; results on stdout
         transient=False,
     )
 
@@ -93,6 +93,30 @@ def ingest_with_progress(smallwins: App, events: list[Event], description: str) 
     return report
 
 
+def ingest_file(smallwins: App, file: Path) -> tuple[IngestReport, int]:
+    """Stream a JSONL file into the engine; bad lines are reported as they are met."""
+    report, rejected = IngestReport(), 0
+    with file.open("rb") as handle:
+        total = sum(1 for line in handle if line.strip())
+    with progress_bar() as bar:
+        task = bar.add_task(f"ingesting {file.name}", total=total)
+
+        def valid_events() -> Iterator[Event]:
+            nonlocal rejected
+            for result in read_lines(file):
+                if result.event is not None:
+                    yield result.event
+                    continue
+                rejected += 1
+                bar.advance(task)
+                bar.console.print(f"[yellow]{file}:{result.line_number}:[/] {result.error}", highlight=False)
+
+        for outcome in smallwins.engine.ingest_many(valid_events()):
+            report.add(outcome)
+            bar.advance(task)
+    return report, rejected
+
+
 def deliver_outbox(smallwins: App) -> dict[str, int]:
     return anyio.run(smallwins.deliver)
 
@@ -104,20 +128,16 @@ def ingest(
     database: DatabaseOption = None,
 ) -> None:
     """Ingest a JSONL file. Bad lines are reported by number; the rest are ingested. Re-runs add nothing."""
-    results = list(read_lines(file))
-    bad = [r for r in results if r.error]
-    for result in bad:
-        errors.print(f"[yellow]{file}:{result.line_number}:[/] {result.error}", highlight=False)
     with opened(config, database) as smallwins:
-        report = ingest_with_progress(smallwins, [r.event for r in results if r.event], f"ingesting {file.name}")
+        report, rejected = ingest_file(smallwins, file)
         for warning in report.warnings:
             errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
         delivered = deliver_outbox(smallwins)
     console.print(
-        f"{report.stored} stored, {report.duplicates} already known, {len(bad)} rejected, "
+        f"{report.stored} stored, {report.duplicates} already known, {rejected} rejected, "
         f"{report.awarded} achievements awarded; presenters updated: {delivered}"
     )
-    if bad:
+    if rejected:
         raise typer.Exit(code=1)
 
 
