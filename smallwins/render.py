@@ -57,7 +57,9 @@ def _streak_line(item: Mapping[str, Any]) -> str | None:
     if detail.get("freezes"):
         line += f", {detail['freezes']} freeze(s) held"
     if detail.get("act_by"):
-        line += f" — act by {detail['act_by']} to keep it"
+        left = detail.get("periods_left")
+        unit = item["unit"].split()[0].rstrip("s")  # "days in a row" -> "day"
+        line += f" — {left} {unit}{'s' if left != 1 else ''} left, act by {detail['act_by']}" if left else ""
     return line
 
 
