@@ -65,6 +65,15 @@ def opened(config: Path, database: str | None) -> Iterator[App]:
         smallwins.close()
 
 
+def member_id_of(smallwins: App, ref: str) -> int:
+    """The member an operator named (id, PLATFORM:ACCOUNT or display name), or exit with why not."""
+    with smallwins.store.sessions() as session:
+        try:
+            return views.find_member(session, ref).id
+        except views.MemberNotFound as exc:
+            raise fail(str(exc)) from None
+
+
 def parse_account(value: str) -> AccountRef:
     platform, sep, account = value.partition(":")
     if not sep or not platform or not account:
@@ -149,12 +158,10 @@ def member_show(
     as_json: Annotated[bool, typer.Option("--json", help="print the widget JSON instead")] = False,
 ) -> None:
     """Show a member: identities, points, rank, achievements and progress toward the next ones."""
-    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
-        try:
-            found = views.find_member(session, member)
-        except views.MemberNotFound as exc:
-            raise fail(str(exc)) from None
-        snapshot = smallwins.snapshot(session, found.id)
+    with opened(config, database) as smallwins:
+        member_id = member_id_of(smallwins, member)
+        with smallwins.store.sessions() as session:
+            snapshot = smallwins.snapshot(session, member_id)
     if as_json:
         from smallwins.presenters.web_widget import widget_document
 
@@ -199,11 +206,7 @@ def _moderate(
     action: str, member: str, achievement: str, reason: str, actor: str, config: Path, database: str | None
 ) -> None:
     with opened(config, database) as smallwins:
-        with smallwins.store.sessions() as session:
-            try:
-                member_id = views.find_member(session, member).id
-            except views.MemberNotFound as exc:
-                raise fail(str(exc)) from None
+        member_id = member_id_of(smallwins, member)
         operation = smallwins.engine.grant if action == "grant" else smallwins.engine.revoke
         try:
             changed = operation(member_id, achievement, actor=actor, reason=reason)
@@ -306,11 +309,7 @@ def profile(
         except ValueError as exc:
             raise fail(str(exc)) from None
     with opened(config, database) as smallwins:
-        with smallwins.store.sessions() as session:
-            try:
-                member_id = views.find_member(session, member).id
-            except views.MemberNotFound as exc:
-                raise fail(str(exc)) from None
+        member_id = member_id_of(smallwins, member)
         smallwins.engine.set_profile(member_id, timezone=timezone, private=private)
         deliver_outbox(smallwins)
     console.print(f"member {member_id} updated")

@@ -43,10 +43,6 @@ class Progress:
     def met(self) -> bool:
         return self.earned if self.earned is not None else self.current >= self.target
 
-    @property
-    def remaining(self) -> int:
-        return max(self.target - self.current, 0)
-
     def text(self) -> str:
         return f"{min(self.current, self.target)} of {self.target} {self.unit}"
 
