@@ -36,6 +36,8 @@ def test_json_text_is_accepted() -> None:
         ({"subject": ""}, "'subject'"),
         ({"data": {"blob": "x" * 5000}}, "'data'"),
         ({"colour": "red"}, "'colour'"),
+        ({"time": "2999-01-01T00:00:00Z"}, "'time': Value error, is in the future"),
+        ({"data": {"target": "no-source-here"}}, "'data': Value error, target must name another event"),
     ],
 )
 def test_bad_fields_are_named(change: dict, named: str) -> None:

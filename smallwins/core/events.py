@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -23,6 +23,9 @@ from pydantic import (
 
 #: ``data`` is for small platform-specific facts, not for whole payloads.
 MAX_DATA_BYTES = 4096
+
+#: How far ahead of our clock a sender's clock may run before its events are refused.
+MAX_CLOCK_SKEW = timedelta(days=1)
 
 #: Event types the core itself acts on (sources declare their own on top of these).
 CORE_EVENT_TYPES = frozenset({"link.code_presented", "moderator.approved", "moderator.rejected"})
@@ -53,7 +56,10 @@ class Event(BaseModel):
     @field_validator("time")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
+        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise ValueError(f"is in the future ({value.isoformat()}); a sender's clock is wrong")
+        return value
 
     @field_validator("data")
     @classmethod
