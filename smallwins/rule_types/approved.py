@@ -18,7 +18,7 @@ from pydantic import Field
 from smallwins.core.events import Event, EventType
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
-from smallwins.rule_types.scope import EventScope
+from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
 class ApprovedParams(EventScope):
@@ -34,12 +34,9 @@ def _day(event: Event) -> int:
     return event.time.date().toordinal()
 
 
-class ApprovedCountRule:
+class ApprovedCountRule(ScopedRule):
     name = "approved_count"
     params_model = ApprovedParams
-
-    def triggers(self, params: ApprovedParams) -> frozenset[str]:
-        return frozenset(params.events)
 
     def target_triggers(self, params: ApprovedParams) -> frozenset[str]:
         return frozenset(params.reactions) | frozenset(params.approvals)

@@ -16,19 +16,16 @@ from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import Progress, RuleContext, RuleType
 from smallwins.rule_types.calendar import add_period, gaps, period_label, period_of
-from smallwins.rule_types.scope import EventScope
+from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
 class ComebackParams(EventScope):
     inactive_days: int = Field(ge=1, le=3650, description="days without activity before a return counts")
 
 
-class ComebackRule:
+class ComebackRule(ScopedRule):
     name = "comeback"
     params_model = ComebackParams
-
-    def triggers(self, params: ComebackParams) -> frozenset[str]:
-        return frozenset(params.events)
 
     def initial_state(self, params: ComebackParams) -> dict[str, Any]:
         return {"days": []}

@@ -14,7 +14,7 @@ from pydantic import Field
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
-from smallwins.rule_types.scope import EventScope
+from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
 class CountParams(EventScope):
@@ -22,14 +22,11 @@ class CountParams(EventScope):
     unit: str = Field(default="contributions", max_length=60, description="shown as '3 of 5 UNIT'")
 
 
-class CountRule:
+class CountRule(ScopedRule):
     """Counts matching events; met at ``threshold``."""
 
     name = "count"
     params_model = CountParams
-
-    def triggers(self, params: CountParams) -> frozenset[str]:
-        return frozenset(params.events)
 
     def initial_state(self, params: CountParams) -> dict[str, Any]:
         return {"count": 0, "evidence": []}

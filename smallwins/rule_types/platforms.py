@@ -10,7 +10,7 @@ from pydantic import Field
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import Progress, RuleContext, RuleType
-from smallwins.rule_types.scope import EventScope
+from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
 class PlatformsParams(EventScope):
@@ -18,12 +18,9 @@ class PlatformsParams(EventScope):
     unit: str = Field(default="platforms", max_length=60)
 
 
-class PlatformsRule:
+class PlatformsRule(ScopedRule):
     name = "platforms"
     params_model = PlatformsParams
-
-    def triggers(self, params: PlatformsParams) -> frozenset[str]:
-        return frozenset(params.events)
 
     def initial_state(self, params: PlatformsParams) -> dict[str, Any]:
         return {"sources": [], "evidence": []}

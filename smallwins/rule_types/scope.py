@@ -15,3 +15,10 @@ class EventScope(BaseModel):
 
     def matches(self, event: Event) -> bool:
         return event.type in self.events and (not self.sources or event.source in self.sources)
+
+
+class ScopedRule:
+    """Base for rule types whose state changes only on the event types in their scope."""
+
+    def triggers(self, params: EventScope) -> frozenset[str]:
+        return frozenset(params.events)

@@ -22,7 +22,7 @@ from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import Progress, RuleContext, RuleType
 from smallwins.rule_types.calendar import add_period, period_end, period_of
-from smallwins.rule_types.scope import EventScope
+from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
 class StreakParams(EventScope):
@@ -69,12 +69,9 @@ def summarize(intervals: list[list[int]], params: StreakParams, today: int | Non
     return StreakSummary(current, longest, tokens, used, previous_last, deadline if current else None)
 
 
-class StreakRule:
+class StreakRule(ScopedRule):
     name = "streak"
     params_model = StreakParams
-
-    def triggers(self, params: StreakParams) -> frozenset[str]:
-        return frozenset(params.events)
 
     def initial_state(self, params: StreakParams) -> dict[str, Any]:
         return {"periods": []}

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
 from smallwins.core.rules import Progress, RuleContext, RuleType
-from smallwins.rule_types.scope import EventScope
+from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
 class Tier(BaseModel):
@@ -38,12 +38,9 @@ class TrophyParams(EventScope):
         return self
 
 
-class TrophyRule:
+class TrophyRule(ScopedRule):
     name = "trophy"
     params_model = TrophyParams
-
-    def triggers(self, params: TrophyParams) -> frozenset[str]:
-        return frozenset(params.events)
 
     def initial_state(self, params: TrophyParams) -> dict[str, Any]:
         return {"count": 0, "sources": []}
