@@ -79,6 +79,8 @@ class Member(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     points: Mapped[int] = mapped_column(BigInteger, default=0)
     private: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Moderators and bots: they act (their approvals count) but hold no standing themselves.
+    staff: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
 
@@ -94,6 +96,8 @@ class Identity(Base):
     platform: Mapped[str] = mapped_column(String(40))
     account: Mapped[str] = mapped_column(String(320))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    #: The member first created for this account; an unlink brings the account back to it.
+    home_member_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("platform", "account", name="uq_identity_account"),)
@@ -127,6 +131,10 @@ class StoredEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     #: ``source:id`` of the event this one approves or reacts to (``data.target``), if any.
     target: Mapped[str | None] = mapped_column(String(250), index=True)
+    #: ``source:id`` of the event this one retracts (``data.retracts``: a deletion, a removed reaction).
+    retracts: Mapped[str | None] = mapped_column(String(250), index=True)
+    #: Set when a retraction naming this event is stored (before or after this event arrived).
+    retracted: Mapped[bool] = mapped_column(Boolean, default=False)
     ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (
@@ -149,6 +157,10 @@ class RuleState(Base):
     achievement_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     met: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The latest event (in event-time order) applied to this state: an earlier one arriving
+    #: later means the state must be recomputed from history, not updated.
+    seen_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    seen_key: Mapped[str | None] = mapped_column(String(260))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -163,6 +175,8 @@ class Award(Base):
     tier: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
     origin: Mapped[str] = mapped_column(String(16), default="rule")  # rule | manual
+    #: The member it was awarded to; after a merge moved it, an unlink moves it back there.
+    home_member_id: Mapped[int | None] = mapped_column(BigInteger)
     awarded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -180,6 +194,8 @@ class Voucher(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: The member it was issued to; after a merge moved it, an unlink moves it back there.
+    home_member_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (UniqueConstraint("member_id", "achievement_id", name="uq_voucher_member"),)
 
@@ -241,6 +257,17 @@ class OutboxItem(Base):
     member_id: Mapped[int] = mapped_column(BigInteger, index=True)
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+
+
+class SourceCursor(Base):
+    """Where a source's capture stands (last UID, page token, last message id per channel)."""
+
+    __tablename__ = "source_cursors"
+
+    source: Mapped[str] = mapped_column(String(80), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
 class PresenterCursor(Base):
