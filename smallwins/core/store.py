@@ -97,7 +97,7 @@ class Identity(Base):
     account: Mapped[str] = mapped_column(String(320))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     #: The member first created for this account; an unlink brings the account back to it.
-    home_member_id: Mapped[int | None] = mapped_column(BigInteger)
+    home_member_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("platform", "account", name="uq_identity_account"),)
@@ -176,7 +176,7 @@ class Award(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
     origin: Mapped[str] = mapped_column(String(16), default="rule")  # rule | manual
     #: The member it was awarded to; after a merge moved it, an unlink moves it back there.
-    home_member_id: Mapped[int | None] = mapped_column(BigInteger)
+    home_member_id: Mapped[int | None] = mapped_column(BigId)
     awarded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -195,7 +195,7 @@ class Voucher(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     #: The member it was issued to; after a merge moved it, an unlink moves it back there.
-    home_member_id: Mapped[int | None] = mapped_column(BigInteger)
+    home_member_id: Mapped[int | None] = mapped_column(BigId)
 
     __table_args__ = (UniqueConstraint("member_id", "achievement_id", name="uq_voucher_member"),)
 
