@@ -117,6 +117,8 @@ def backfill_table(tally: BackfillTally, *, title: str) -> Group:
         table.add_row(achievement_id, str(tally.awards[achievement_id]), str(tally.revocations[achievement_id]))
     for change, n in sorted(tally.tier_changes.items()):
         table.add_row(f"tier {change}", str(n), "")
+    for achievement_id, n in sorted(tally.redates.items()):
+        table.add_row(f"{achievement_id}: earned at another moment", str(n), "")
     summary = (
         f"{tally.members} members checked, {tally.changed_members} would change"
         if tally.run_id is None

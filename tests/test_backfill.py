@@ -49,10 +49,13 @@ def test_dry_run_matches_the_real_run(store, clock, make_event) -> None:
     assert preview.examples and preview.members == 11
 
     done = backfill.run(engine, batch_size=5)
-    assert (done.awards, done.revocations, done.tier_changes) == (
+    # m5 and m6 held "five" from their 5th post; under the easier threshold they earned it at the 3rd
+    assert preview.redates == {"five": 2}
+    assert (done.awards, done.revocations, done.tier_changes, done.redates) == (
         preview.awards,
         preview.revocations,
         preview.tier_changes,
+        preview.redates,
     )
     with store.sessions() as session:
         actions = dict(
@@ -60,7 +63,7 @@ def test_dry_run_matches_the_real_run(store, clock, make_event) -> None:
                 select(AuditEntry.action, func.count()).where(AuditEntry.at == clock.now).group_by(AuditEntry.action)
             ).all()
         )
-        assert actions == {"award": 12, "revoke": 8}
+        assert actions == {"award": 12, "revoke": 8, "redate": 2}
         silver = session.scalar(select(func.count()).select_from(Award).where(Award.tier == "silver"))
         assert silver == 1  # m6, the only one with six posts
     assert backfill.preview(engine).totals == (0, 0, 0), "after the run, nothing is left to change"

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,10 @@ def test_demo_shows_a_community(tmp_path: Path) -> None:
 
 
 def test_backfill_profile_and_vouchers_from_the_command_line(workdir: Path) -> None:
-    lines = [json.dumps({**GOOD, "id": f"m{i}", "time": f"2026-03-0{i + 2}T12:00:00Z"}) for i in range(4)]
+    # Recent days: a voucher comes only with an award younger than the voucher horizon (7 days).
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    days = [(today - timedelta(days=4 - i)).isoformat() for i in range(4)]
+    lines = [json.dumps({**GOOD, "id": f"m{i}", "time": day}) for i, day in enumerate(days)]
     (workdir / "e.jsonl").write_text("\n".join(lines))
     run("ingest", "e.jsonl", cwd=workdir)
     catalogue = (workdir / "achievements.toml").read_text()

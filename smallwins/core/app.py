@@ -83,5 +83,7 @@ def build_app(config_path: Path, *, database_url: str | None = None, host: Plugi
         known_event_types=known_types,
         link_code_ttl=timedelta(minutes=config.core.link_code_ttl_minutes),
         default_timezone=config.core.default_timezone,
+        retraction_policy=config.core.on_retraction,
+        voucher_horizon=timedelta(days=config.core.voucher_horizon_days),
     )
     return App(config=config, host=host, catalogue=catalogue, store=store, engine=engine, settings=settings)

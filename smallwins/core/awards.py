@@ -78,7 +78,7 @@ def record(
         event_keys=event_keys,
         details=details,
     )
-    kind = {"grant": "award"}.get(action, action)
+    kind = {"grant": "award", "redate": "award.redated"}.get(action, action)
     enqueue(session, member_id=member.id, kind=kind, at=at, payload={"achievement_id": achievement.id, **payload})
 
 
@@ -118,15 +118,15 @@ def award(
     earned_at: datetime | None = None,
     tier: str | None = None,
     voucher_from: datetime | None = None,
+    issue_voucher: bool = True,
     event_keys: Sequence[str] = (),
 ) -> bool:
     """Make ``achievement`` active for ``member``; ``False`` if it already is or a moderator said no.
 
     ``at`` is when smallwins acted (audit, outbox); ``earned_at`` when the member earned it
     (the time of the event that met the rule), which differs when history is ingested late.
-    A voucher's claim window opens at ``voucher_from`` (default ``at``): the engine opens it at
-    the earning event for live ingest, and now for recomputations, so a backfill never hands
-    out vouchers that expired before anyone saw them.
+    A voucher's claim window opens at ``voucher_from`` (default ``at``); ``issue_voucher`` is
+    false for an award too old to come with one (see ``Engine.voucher_horizon``).
     """
     earned_at = earned_at or at
     tier = tier or achievement.tier
@@ -152,7 +152,7 @@ def award(
     payload: dict[str, Any] = {"name": achievement.name, "tier": tier}
     if achievement.role:
         payload["role"] = achievement.role
-    if achievement.voucher_hours:
+    if achievement.voucher_hours and issue_voucher:
         voucher = vouchers.issue(
             session,
             member_id=member.id,

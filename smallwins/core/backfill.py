@@ -33,6 +33,9 @@ class BackfillTally:
     awards: Counter[str] = field(default_factory=Counter)
     revocations: Counter[str] = field(default_factory=Counter)
     tier_changes: Counter[str] = field(default_factory=Counter)
+    #: Awards that stay but were earned at another moment under the new catalogue (their date
+    #: and the period their points count in move).
+    redates: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     run_id: int | None = None
     resumed_after_member: int = 0
@@ -45,9 +48,11 @@ class BackfillTally:
         self.awards.update(plan.award)
         self.revocations.update(plan.revoke)
         self.tier_changes.update(f"{a}: {old or '-'} -> {new}" for a, old, new in plan.tiers)
+        self.redates.update(a for a, _, _ in plan.redate)
         if len(self.examples) < MAX_EXAMPLES:
             parts = [f"+{a}" for a in plan.award] + [f"-{a}" for a in plan.revoke]
             parts += [f"{a} {old or '-'}->{new}" for a, old, new in plan.tiers]
+            parts += [f"{a} earned {new:%Y-%m-%d %H:%M}" for a, _, new in plan.redate]
             self.examples.append(f"member {plan.member_id} ({plan.display_name}): {', '.join(parts)}")
 
     def absorb(self, other: BackfillTally) -> None:
@@ -56,6 +61,7 @@ class BackfillTally:
         self.awards.update(other.awards)
         self.revocations.update(other.revocations)
         self.tier_changes.update(other.tier_changes)
+        self.redates.update(other.redates)
         self.examples.extend(other.examples[: MAX_EXAMPLES - len(self.examples)])
 
     @property

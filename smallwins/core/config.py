@@ -75,6 +75,15 @@ class CoreSettings(BaseModel):
     catalogue: str = "achievements.toml"
     default_timezone: TimezoneName = "UTC"
     link_code_ttl_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    on_retraction: Literal["revoke", "keep"] = Field(
+        default="revoke",
+        description="an award whose evidence was retracted (a deleted message): revoke it (audited) or keep it",
+    )
+    voucher_horizon_days: float = Field(
+        default=7,
+        ge=0,
+        description="an award earned longer ago than this (imported history) issues no voucher",
+    )
     store: StoreSettings = StoreSettings()
 
 

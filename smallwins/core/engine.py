@@ -2,9 +2,13 @@
 
 validate -> resolve identity -> dedup -> store -> evaluate incrementally -> award -> outbox.
 
-Evaluation touches only the achievements an event type triggers and only that member's saved
-rule state: no rescan of history per event. Full replays happen only when a member's history
-itself changes (merge, unlink) or a moderator asks for one.
+Standing depends only on what happened and when, never on delivery order (see
+:mod:`smallwins.core.replay`). Each saved rule state remembers the latest event, in event-time
+order, it has seen. An event that comes after it (the common case) is applied incrementally: no
+rescan. One that comes before it marks that rule state stale, and at the end of the batch the
+member's stale rules are replayed from stored history, so awards, their dates, tiers and period
+points come out as if everything had arrived in time order. Full replays happen only when a
+member's history itself changes (merge, unlink, time zone) or a moderator asks for one.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from smallwins.core import awards, identity, leaderboards, vouchers
 from smallwins.core.events import CORE_EVENT_TYPES, Event
 from smallwins.core.identity import AccountRef, IdentityError
+from smallwins.core.replay import Position, event_from_row, member_history, replay
 from smallwins.core.rules import Achievement, Catalogue, RuleContext
 from smallwins.core.store import Award, Member, RuleState, Store, StoredEvent, Voucher, insert_ignoring_conflict
 
@@ -30,8 +35,20 @@ log = structlog.get_logger(__name__)
 
 SYSTEM_ACTOR = "smallwins"
 LINK_EVENT = "link.code_presented"
-#: ``session.info`` key of the rule states loaded in this transaction, by member.
+#: ``session.info`` keys of per-transaction work: rule states loaded, by member; rule states
+#: found stale (an earlier event arrived late), by member; members whose stale rules follow a
+#: retraction; members to replay in full; keys retracted before their event arrived.
 RULE_STATES = "smallwins.rule_states"
+STALE = "smallwins.stale_rule_states"
+STALE_CAUSE = "smallwins.stale_cause"
+RETRACTION_TOUCHED = "smallwins.retraction_touched"
+FULL_REPLAY = "smallwins.full_replay"
+RETRACTED_KEYS = "smallwins.retracted_keys"
+UNRESOLVED = "smallwins.unresolved"
+
+#: What happens to an award whose evidence was retracted (a deleted message): by default it is
+#: revoked (audited) when the rule is no longer met; ``keep`` leaves awards already made alone.
+RetractionPolicy = Literal["revoke", "keep"]
 
 
 @dataclass
@@ -72,26 +89,34 @@ class MemberPlan:
     display_name: str
     states: dict[str, dict[str, Any]]
     earned: dict[str, tuple[datetime, str | None]]
+    seen: dict[str, Position] = field(default_factory=dict)
     award: list[str] = field(default_factory=list)
     revoke: list[str] = field(default_factory=list)
     tiers: list[tuple[str, str | None, str]] = field(default_factory=list)
+    redate: list[tuple[str, datetime, datetime]] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:
-        return bool(self.award or self.revoke or self.tiers)
+        return bool(self.award or self.revoke or self.tiers or self.redate)
 
 
-def event_from_row(row: StoredEvent) -> Event:
-    """Rebuild a stored event without re-validating it (it was validated on the way in)."""
-    return Event.model_construct(
-        id=row.event_id,
-        source=row.source,
-        type=row.type,
-        subject=row.subject,
-        time=row.time,
-        proof=row.proof,
-        data=row.data or {},
-    )
+@dataclass
+class Unresolved:
+    """What a transaction could not connect because the other half was not visible to it."""
+
+    approvals: set[str] = field(default_factory=set)  # approvals whose contribution was not found
+    approvals_seen: dict[str, set[str]] = field(default_factory=dict)  # contribution -> approvals found
+    retracted: set[str] = field(default_factory=set)  # events named by a retraction, not found
+
+
+def unresolved(session: Session) -> Unresolved:
+    found: Unresolved = session.info.setdefault(UNRESOLVED, Unresolved())
+    return found
+
+
+def stored_event(session: Session, key: str) -> StoredEvent | None:
+    source, _, event_id = key.partition(":")
+    return session.scalar(select(StoredEvent).where(StoredEvent.source == source, StoredEvent.event_id == event_id))
 
 
 class Engine:
@@ -105,6 +130,8 @@ class Engine:
         known_event_types: Iterable[str] = (),
         link_code_ttl: timedelta = timedelta(minutes=30),
         default_timezone: str = "UTC",
+        retraction_policy: RetractionPolicy = "revoke",
+        voucher_horizon: timedelta | None = timedelta(days=7),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -114,19 +141,20 @@ class Engine:
         self.known_event_types = frozenset(known_event_types) | catalogue.known_event_types | CORE_EVENT_TYPES
         self.link_code_ttl = link_code_ttl
         self.default_timezone = ZoneInfo(default_timezone)
+        self.retraction_policy = retraction_policy
+        self.voucher_horizon = voucher_horizon
         self.clock = clock
 
     # -- ingest ---------------------------------------------------------------------------
 
     def ingest(self, event: Event) -> IngestOutcome:
         """Ingest one event in its own transaction."""
-        with self.store.writes.begin() as session:
-            return self._ingest(session, event)
+        return self._ingest_batch([event])[0]
 
     def ingest_many(self, events: Iterable[Event], *, batch_size: int = 500) -> Iterator[IngestOutcome]:
         """Ingest events in transactions of ``batch_size`` (see :meth:`_ingest_batch`).
 
-        Yields one outcome per event, so a caller can show progress.
+        Yields one outcome per event, in the order given, so a caller can show progress.
         """
         batch: list[Event] = []
         for event in events:
@@ -142,22 +170,42 @@ class Engine:
         event that can land does (re-ingesting the ones already stored is a no-op)."""
         try:
             with self.store.writes.begin() as session:
-                return [self._ingest(session, event) for event in batch]
+                outcomes = self._ingest_in(session, batch)
+                pending = unresolved(session)
         except SQLAlchemyError as exc:
             if len(batch) == 1:
                 raise
             log.warning("ingest.batch_failed_retrying_singly", size=len(batch), error=str(exc))
-            return [self.ingest(event) for event in batch]
+            return [outcome for event in batch for outcome in self._ingest_batch([event])]
+        if self.store.dialect == "postgresql":
+            self._reconcile_concurrent(batch, pending)
+        return outcomes
 
-    def _ingest(self, session: Session, event: Event) -> IngestOutcome:
+    def _ingest_in(self, session: Session, batch: list[Event]) -> list[IngestOutcome]:
+        """Ingest a batch in event-time order, then replay what arrived late, in one transaction."""
+        session.info[RETRACTED_KEYS] = set(
+            session.scalars(select(StoredEvent.retracts).where(StoredEvent.retracts.in_({e.key for e in batch})))
+        )
+        outcomes: dict[int, IngestOutcome] = {}
         # Changes of a batch are written in one flush at commit (state lookups go through the
         # per-transaction caches); operations that query across members flush first.
         with session.no_autoflush:
-            return self._ingest_unflushed(session, event)
+            for index in sorted(range(len(batch)), key=lambda i: Position.own(batch[i])):
+                outcomes[index] = self._ingest_unflushed(session, batch[index])
+            ordered = [outcomes[i] for i in range(len(batch))]
+            for member_id, earned in self._settle(session).items():
+                mine = [o for o in ordered if o.member_id == member_id] or ordered
+                mine[-1].awarded += earned
+        return ordered
 
     def _ingest_unflushed(self, session: Session, event: Event) -> IngestOutcome:
         ref = AccountRef(event.source, event.subject)
         member = identity.resolve_member(session, ref, display_name=event.data.get("display_name"))
+        if event.by_staff and not member.staff:
+            member.staff = True  # moderators and bots act, but hold no standing of their own
+            session.info.setdefault(FULL_REPLAY, set()).add(member.id)
+        retracts = event.retracts if event.retracts and event.retracts.partition(":")[0] == event.source else None
+        retracted = event.key in session.info.get(RETRACTED_KEYS, ())
         row_id = insert_ignoring_conflict(
             session,
             StoredEvent,
@@ -171,6 +219,8 @@ class Engine:
                 "proof": event.proof,
                 "data": event.data,
                 "target": event.target,
+                "retracts": retracts,
+                "retracted": retracted,
                 "ingested_at": self.clock(),
             },
             ["source", "event_id"],
@@ -178,22 +228,32 @@ class Engine:
         if row_id is None:
             return IngestOutcome(key=event.key, stored=False, member_id=member.id)
         outcome = IngestOutcome(key=event.key, stored=True, member_id=member.id)
+        if event.retracts and retracts is None:
+            outcome.warning = f"retracts '{event.retracts}', an event of another source: ignored"
+        if retracts is not None:
+            self._retract(session, event, retracts)
+        if retracted:
+            return outcome  # its retraction came first: stored for the record, counts for nothing
         self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
         if event.type == LINK_EVENT:
             outcome.warning = self._present_link_code(session, member, event)
             return outcome
         if event.type not in self.known_event_types:
-            outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
+            if retracts is None:
+                outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
             return outcome
-        ctx = self._context(member)
-        outcome.awarded = self._apply(session, member, event, self.catalogue.triggered_by(event.type), ctx)
+        if not member.staff:
+            ctx = self._context(member)
+            outcome.awarded = self._apply(
+                session, member, event, self.catalogue.triggered_by(event.type), ctx, Position.own(event)
+            )
+            outcome.awarded += self._apply_waiting_approvals(session, member, event)
         outcome.awarded += self._route_to_target(session, member, event)
-        outcome.awarded += self._apply_waiting_approvals(session, member, event)
         return outcome
 
     def _credit(self, session: Session, member: Member, moment: datetime, points: int) -> None:
-        """Add points to the all-time total and to every time-boxed board's period."""
-        if points:
+        """Add points to the all-time total and to every time-boxed board's period (not staff's)."""
+        if points and not member.staff:
             member.points += points
             leaderboards.add_points(
                 session,
@@ -210,29 +270,41 @@ class Engine:
         if not achievements or event.target is None:
             return []
         source, _, event_id = event.target.partition(":")
-        author_id = session.scalar(
-            select(StoredEvent.member_id).where(StoredEvent.source == source, StoredEvent.event_id == event_id)
-        )
-        if author_id is None:  # the contribution has not arrived yet; it will pick this up
+        found = session.execute(
+            select(StoredEvent.member_id, StoredEvent.time, StoredEvent.retracted).where(
+                StoredEvent.source == source, StoredEvent.event_id == event_id
+            )
+        ).first()
+        if found is None:  # not arrived yet: it picks this up when it does
+            unresolved(session).approvals.add(event.key)
             return []
-        author = identity.lock_member(session, author_id)
+        if found.retracted:
+            return []
+        author = identity.lock_member(session, found.member_id)
+        if author.staff:
+            return []
         ctx = replace(self._context(author), actor_member_id=actor.id)
-        return self._apply(session, author, event, achievements, ctx)
+        return self._apply(session, author, event, achievements, ctx, Position.approval(event, found.time))
 
     def _apply_waiting_approvals(self, session: Session, author: Member, event: Event) -> list[str]:
-        """Approvals that arrived before this contribution are applied now, in time order."""
+        """Approvals that arrived before this contribution are applied now, in event-time order."""
         if not self.catalogue.has_target_rules or not any(
             a.target_triggers for a in self.catalogue.triggered_by(event.type)
         ):
             return []
-        earlier = session.scalars(
-            select(StoredEvent).where(StoredEvent.target == event.key).order_by(StoredEvent.time, StoredEvent.id)
+        rows = session.scalars(
+            select(StoredEvent).where(StoredEvent.target == event.key, StoredEvent.retracted.is_(False))
         ).all()
+        waiting = sorted(
+            ((Position.approval(event_from_row(row), event.time), row.member_id, event_from_row(row)) for row in rows),
+            key=lambda item: item[0],
+        )
+        unresolved(session).approvals_seen.setdefault(event.key, set()).update(row.key for row in rows)
         earned = []
-        for row in earlier:
-            ctx = replace(self._context(author), actor_member_id=row.member_id)
-            approval = event_from_row(row)
-            earned += self._apply(session, author, approval, self.catalogue.target_triggered_by(approval.type), ctx)
+        for position, actor_id, approval in waiting:
+            ctx = replace(self._context(author), actor_member_id=actor_id)
+            achievements = self.catalogue.target_triggered_by(approval.type)
+            earned += self._apply(session, author, approval, achievements, ctx, position)
         return earned
 
     def _context(self, member: Member) -> RuleContext:
@@ -243,24 +315,41 @@ class Engine:
         )
 
     def _apply(
-        self, session: Session, member: Member, event: Event, achievements: list[Achievement], ctx: RuleContext
+        self,
+        session: Session,
+        member: Member,
+        event: Event,
+        achievements: list[Achievement],
+        ctx: RuleContext,
+        position: Position,
     ) -> list[str]:
-        """Apply one event to the member's saved state of each achievement; award and upgrade."""
+        """Apply one event to the member's saved state of each achievement; award and upgrade.
+
+        A state that has already seen a later event is not touched: it is marked stale and
+        replayed from history when the batch settles.
+        """
         achievements = [a for a in achievements if a.accepts(event)]
         if not achievements:
             return []
+        stale = session.info.setdefault(STALE, {}).setdefault(member.id, set())
         saved = self._rule_states(session, member.id, [a.id for a in achievements])
         earned = []
         for achievement in achievements:
             row = saved.get(achievement.id)
+            if achievement.id in stale:
+                continue
+            if row is not None and row.seen_time is not None and Position(row.seen_time, row.seen_key or "") > position:
+                self._mark_stale(session, member.id, [achievement], cause=event.key)
+                continue
             state = row.state if row is not None else achievement.rule.initial_state(achievement.params)
             new_state = achievement.rule.apply(achievement.params, state, event, ctx)
-            if new_state is None:
-                continue
             if row is None:
-                row = RuleState(member_id=member.id, achievement_id=achievement.id, met=False)
+                row = RuleState(member_id=member.id, achievement_id=achievement.id, state=state, met=False)
                 session.add(row)
                 saved[achievement.id] = row
+            row.seen_time, row.seen_key = position.time, position.token
+            if new_state is None:
+                continue
             before = achievement.rule.progress(achievement.params, state, ctx)
             row.state = new_state
             after = achievement.rule.progress(achievement.params, new_state, ctx)
@@ -268,32 +357,14 @@ class Engine:
             if after.met and not row.met:
                 row.met = True
                 if self._award_by_rule(
-                    session,
-                    member,
-                    achievement,
-                    new_state,
-                    tier=after.tier,
-                    earned_at=event.time,
-                    reason=reason,
-                    live=True,
+                    session, member, achievement, new_state, tier=after.tier, earned_at=position.time, reason=reason
                 ):
                     earned.append(achievement.id)
             elif row.met and not after.met:
-                # Only a rule whose state can shrink gets here (a late event filled the gap a
-                # welcome-back was based on): the standing follows the history, in any order.
+                # Only a rule whose state can shrink gets here (a welcome-back whose gap a later
+                # event filled): the standing follows the history.
                 row.met = False
-                revoked = awards.revoke(
-                    session,
-                    member,
-                    achievement,
-                    origin=awards.RULE,
-                    actor=SYSTEM_ACTOR,
-                    reason=f"no longer met after {event.key}",
-                    at=self.clock(),
-                    event_keys=[event.key],
-                )
-                if revoked is not None:
-                    self._credit(session, member, revoked.awarded_at, -achievement.points)
+                self._revoke_by_rule(session, member, achievement, reason=f"no longer met after {event.key}")
             elif row.met and after.tier_rank > before.tier_rank and after.tier:
                 awards.change_tier(
                     session,
@@ -335,10 +406,14 @@ class Engine:
         tier: str | None,
         earned_at: datetime,
         reason: str,
-        live: bool = False,
     ) -> bool:
-        """Award from a rule; ``live`` (an event being ingested) opens a voucher window at the
-        event, a recomputation opens it now."""
+        """Award from a rule, its points in the period it was earned in.
+
+        A voucher's claim window opens now, when the member can first see the award; an award
+        older than the voucher horizon (imported history) issues none, so no voucher is born dead.
+        """
+        now = self.clock()
+        fresh = self.voucher_horizon is None or now - earned_at <= self.voucher_horizon
         awarded = awards.award(
             session,
             member,
@@ -346,15 +421,192 @@ class Engine:
             origin=awards.RULE,
             actor=SYSTEM_ACTOR,
             reason=reason,
-            at=self.clock(),
+            at=now,
             earned_at=earned_at,
             tier=tier,
-            voucher_from=earned_at if live else None,
+            voucher_from=now,
+            issue_voucher=fresh,
             event_keys=state.get("evidence") or [],
         )
         if awarded:
             self._credit(session, member, earned_at, achievement.points)
         return awarded
+
+    def _revoke_by_rule(
+        self, session: Session, member: Member, achievement: Achievement, *, reason: str
+    ) -> None:
+        """A rule no longer met: revoke (audited) and take its points back from their period."""
+        revoked = awards.revoke(
+            session, member, achievement, origin=awards.RULE, actor=SYSTEM_ACTOR, reason=reason, at=self.clock()
+        )
+        if revoked is not None:
+            self._credit(session, member, revoked.awarded_at, -achievement.points)
+
+    # -- late events and retractions ------------------------------------------------------
+
+    def _retract(self, session: Session, retraction: Event, key: str) -> None:
+        """Stop counting the event ``key`` names; its member's affected rules replay at settle."""
+        source, _, event_id = key.partition(":")
+        found = session.execute(
+            select(StoredEvent.id, StoredEvent.member_id, StoredEvent.type, StoredEvent.time, StoredEvent.target,
+                   StoredEvent.retracted).where(StoredEvent.source == source, StoredEvent.event_id == event_id)
+        ).first()
+        if found is None:  # it has not arrived yet: it will be stored as retracted
+            session.info.setdefault(RETRACTED_KEYS, set()).add(key)
+            unresolved(session).retracted.add(key)
+            return
+        if found.retracted:
+            return
+        session.execute(update(StoredEvent).where(StoredEvent.id == found.id).values(retracted=True))
+        owner = identity.lock_member(session, found.member_id)
+        self._credit(session, owner, found.time, -self.catalogue.event_points.get(found.type, 0))
+        awards.audit(
+            session,
+            action="retract",
+            member_id=owner.id,
+            actor=SYSTEM_ACTOR,
+            reason=f"{key} retracted by {retraction.key}",
+            at=self.clock(),
+            event_keys=[key, retraction.key],
+        )
+        self._mark_stale(
+            session, owner.id, self.catalogue.triggered_by(found.type), cause=retraction.key, retraction=True
+        )
+        if found.target is not None and self.catalogue.target_triggered_by(found.type):
+            target_source, _, target_id = found.target.partition(":")
+            author_id = session.scalar(
+                select(StoredEvent.member_id).where(
+                    StoredEvent.source == target_source, StoredEvent.event_id == target_id
+                )
+            )
+            if author_id is not None:
+                author = identity.lock_member(session, author_id)
+                approvals = self.catalogue.target_triggered_by(found.type)
+                self._mark_stale(session, author.id, approvals, cause=retraction.key, retraction=True)
+
+    @staticmethod
+    def _mark_stale(
+        session: Session, member_id: int, achievements: Iterable[Achievement], *, cause: str, retraction: bool = False
+    ) -> None:
+        """Have the member's rule states for ``achievements`` replayed when the batch settles."""
+        session.info.setdefault(STALE, {}).setdefault(member_id, set()).update(a.id for a in achievements)
+        session.info.setdefault(STALE_CAUSE, {}).setdefault(member_id, cause)
+        if retraction:
+            session.info.setdefault(RETRACTION_TOUCHED, set()).add(member_id)
+
+    def _settle(self, session: Session) -> dict[int, list[str]]:
+        """Replay every stale rule state of the batch from history; what that newly awarded."""
+        full: set[int] = session.info.pop(FULL_REPLAY, set())
+        stale: dict[int, set[str]] = session.info.pop(STALE, {})
+        retraction: set[int] = session.info.pop(RETRACTION_TOUCHED, set())
+        causes: dict[int, str] = session.info.pop(STALE_CAUSE, {})
+        earned: dict[int, list[str]] = {}
+        for member_id in sorted(full):
+            member = identity.lock_member(session, member_id)
+            self._recompute(session, member, reason="became staff: moderators and bots hold no standing")
+        for member_id, achievement_ids in sorted(stale.items()):
+            member = identity.lock_member(session, member_id)
+            if not achievement_ids or member.id in full or member.staff:
+                continue
+            keep = member_id in retraction and self.retraction_policy == "keep"
+            replayed = self._replay_some(session, member, achievement_ids, keep=keep, cause=causes[member_id])
+            earned.setdefault(member.id, []).extend(replayed)
+        return earned
+
+    def _replay_some(
+        self, session: Session, member: Member, achievement_ids: set[str], *, keep: bool, cause: str
+    ) -> list[str]:
+        """Replace some of a member's rule states with a replay of their history, and make
+        awards, award dates, tiers and period points agree with it."""
+        session.flush()
+        chosen = [self.catalogue.achievements[a] for a in sorted(achievement_ids) if a in self.catalogue.achievements]
+        ctx = self._context(member)
+        result = replay(member_history(session, member.id, chosen), chosen, ctx)
+        saved = self._rule_states(session, member.id, [a.id for a in chosen])
+        earned = []
+        for achievement in chosen:
+            state = result.states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
+            met_at = result.met_at.get(achievement.id)
+            row = saved.get(achievement.id)
+            if row is None:
+                row = RuleState(member_id=member.id, achievement_id=achievement.id, met=False)
+                session.add(row)
+                saved[achievement.id] = row
+            seen = result.seen.get(achievement.id)
+            row.state, row.met = state, met_at is not None
+            row.seen_time, row.seen_key = (seen.time, seen.token) if seen else (None, None)
+            held = awards.find_award(session, member.id, achievement.id)
+            reason = f"replayed in event-time order after {cause}"
+            if met_at is not None:
+                tier = achievement.rule.progress(achievement.params, state, ctx).tier
+                if held is None or (held.status == "revoked" and held.origin == awards.RULE):
+                    if self._award_by_rule(session, member, achievement, state, tier=tier, earned_at=met_at,
+                                           reason=reason):
+                        earned.append(achievement.id)
+                elif held.status == "active" and held.origin == awards.RULE:
+                    self._redate(session, member, achievement, held, met_at, reason=reason)
+                    if tier and held.tier != tier:
+                        awards.change_tier(
+                            session, member, achievement, tier=tier, actor=SYSTEM_ACTOR, reason=reason, at=self.clock()
+                        )
+            elif held is not None and held.status == "active" and held.origin == awards.RULE and not keep:
+                self._revoke_by_rule(session, member, achievement, reason=f"no longer met after {cause}")
+        return earned
+
+    def _redate(
+        self, session: Session, member: Member, achievement: Achievement, held: Award, when: datetime, *, reason: str
+    ) -> None:
+        """Move an award to the moment it was really earned, and its points to that period."""
+        if held.awarded_at == when:
+            return
+        previous = held.awarded_at
+        self._credit(session, member, previous, -achievement.points)
+        self._credit(session, member, when, achievement.points)
+        held.awarded_at = when
+        awards.record(
+            session,
+            member,
+            achievement,
+            action="redate",
+            actor=SYSTEM_ACTOR,
+            reason=reason,
+            at=self.clock(),
+            event_keys=[],
+            details={"from": previous.isoformat(), "to": when.isoformat()},
+            payload={"name": achievement.name, "earned_at": when.isoformat()},
+        )
+
+    def _reconcile_concurrent(self, batch: list[Event], pending: Unresolved) -> None:
+        """Close the one gap left between concurrent writers (PostgreSQL, READ COMMITTED).
+
+        An approval and the contribution it names (or a retraction and its event), committed by
+        two processes at once, may each miss the other. After our commit, at least one of the
+        two sees both: look again at what this batch could not connect, and replay whatever
+        was committed meanwhile.
+        """
+        keys = {e.key for e in batch}
+        with self.store.writes.begin() as session, session.no_autoflush:
+            for retraction in session.scalars(select(StoredEvent).where(StoredEvent.retracts.in_(keys))).all():
+                assert retraction.retracts is not None
+                self._retract(session, event_from_row(retraction), retraction.retracts)
+            for key in pending.retracted:
+                found = session.scalar(select(StoredEvent).where(StoredEvent.retracts == key).limit(1))
+                if found is not None:
+                    self._retract(session, event_from_row(found), key)
+            for approval_key in pending.approvals:
+                approval = stored_event(session, approval_key)
+                target = approval.target if approval is not None else None
+                contribution = stored_event(session, target) if target else None
+                if approval is not None and contribution is not None:
+                    approvals = self.catalogue.target_triggered_by(approval.type)
+                    self._mark_stale(session, contribution.member_id, approvals, cause=approval_key)
+            for contribution_key, seen in pending.approvals_seen.items():
+                arrived = session.scalars(select(StoredEvent).where(StoredEvent.target == contribution_key)).all()
+                contribution = stored_event(session, contribution_key)
+                if contribution is not None and any(row.key not in seen for row in arrived):
+                    targeted = [a for a in self.catalogue.triggered_by(contribution.type) if a.target_triggers]
+                    self._mark_stale(session, contribution.member_id, targeted, cause=contribution_key)
+            self._settle(session)
 
     # -- identity -------------------------------------------------------------------------
 
@@ -456,62 +708,29 @@ class Engine:
 
     # -- recomputation --------------------------------------------------------------------
 
-    def _history(self, session: Session, member: Member) -> list[tuple[StoredEvent, bool]]:
-        """The member's events and the events that target them, in time order.
-
-        Each row comes with whether it reaches this member as a target (someone's approval).
-        """
-        own = session.scalars(select(StoredEvent).where(StoredEvent.member_id == member.id)).all()
-        if not self.catalogue.has_target_rules:
-            return sorted(((row, False) for row in own), key=lambda pair: (pair[0].time, pair[0].id))
-        mine = select(StoredEvent.source + ":" + StoredEvent.event_id).where(StoredEvent.member_id == member.id)
-        targeting = session.scalars(select(StoredEvent).where(StoredEvent.target.in_(mine))).all()
-        rows = [(row, False) for row in own] + [(row, True) for row in targeting]
-        return sorted(rows, key=lambda pair: (pair[0].time, pair[0].id, pair[1]))
-
-    def replay_states(self, session: Session, member: Member) -> tuple[dict[str, dict[str, Any]], dict[str, datetime]]:
-        """Rule states from the member's stored history, in event-time order (no side effects),
-        and when each achievement was first met during the replay."""
-        base = self._context(member)
-        states: dict[str, dict[str, Any]] = {}
-        met_at: dict[str, datetime] = {}
-        for row, as_target in self._history(session, member):
-            event = event_from_row(row)
-            if as_target:
-                achievements = self.catalogue.target_triggered_by(event.type)
-                ctx = replace(base, actor_member_id=row.member_id)
-            else:
-                achievements, ctx = self.catalogue.triggered_by(event.type), base
-            for achievement in achievements:
-                if not achievement.accepts(event):
-                    continue
-                state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
-                new_state = achievement.rule.apply(achievement.params, state, event, ctx)
-                if new_state is None:
-                    continue
-                states[achievement.id] = new_state
-                if achievement.id not in met_at and achievement.rule.progress(achievement.params, new_state, ctx).met:
-                    met_at[achievement.id] = event.time
-        return states, met_at
-
     def plan(self, session: Session, member: Member) -> MemberPlan:
         """What the member's history earns under the current catalogue versus what they hold."""
-        states, met_at = self.replay_states(session, member)
+        chosen = [] if member.staff else list(self.catalogue.achievements.values())
         ctx = self._context(member)
+        result = replay(member_history(session, member.id, chosen), chosen, ctx)
         earned: dict[str, tuple[datetime, str | None]] = {}
-        for achievement_id, state in states.items():
+        for achievement_id, met_at in result.met_at.items():
             achievement = self.catalogue.achievements[achievement_id]
-            progress = achievement.rule.progress(achievement.params, state, ctx)
-            if progress.met:
-                earned[achievement_id] = (met_at.get(achievement_id, self.clock()), progress.tier)
+            tier = achievement.rule.progress(achievement.params, result.states[achievement_id], ctx).tier
+            earned[achievement_id] = (met_at, tier)
         held = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == member.id))}
-        plan = MemberPlan(member_id=member.id, display_name=member.display_name, states=states, earned=earned)
-        for achievement_id, (_, tier) in earned.items():
+        plan = MemberPlan(
+            member_id=member.id, display_name=member.display_name, states=result.states, earned=earned, seen=result.seen
+        )
+        for achievement_id, (met_at, tier) in earned.items():
             row = held.get(achievement_id)
             if row is None or (row.status == "revoked" and row.origin == awards.RULE):
                 plan.award.append(achievement_id)
-            elif row.status == "active" and tier and row.tier != tier:
-                plan.tiers.append((achievement_id, row.tier, tier))
+            elif row.status == "active" and row.origin == awards.RULE:
+                if tier and row.tier != tier:
+                    plan.tiers.append((achievement_id, row.tier, tier))
+                if row.awarded_at != met_at:
+                    plan.redate.append((achievement_id, row.awarded_at, met_at))
         for achievement_id, row in held.items():
             rule_held = row.status == "active" and row.origin == awards.RULE
             if rule_held and achievement_id in self.catalogue.achievements and achievement_id not in earned:
@@ -524,9 +743,15 @@ class Engine:
         session.execute(delete(RuleState).where(RuleState.member_id == member.id))
         session.info.get(RULE_STATES, {}).pop(member.id, None)
         for achievement_id, state in plan.states.items():
+            seen = plan.seen.get(achievement_id)
             session.add(
                 RuleState(
-                    member_id=member.id, achievement_id=achievement_id, state=state, met=achievement_id in plan.earned
+                    member_id=member.id,
+                    achievement_id=achievement_id,
+                    state=state,
+                    met=achievement_id in plan.earned,
+                    seen_time=seen.time if seen else None,
+                    seen_key=seen.token if seen else None,
                 )
             )
         for achievement_id in plan.award:
@@ -555,6 +780,10 @@ class Engine:
                 reason=reason,
                 at=self.clock(),
             )
+        for achievement_id, _, when in plan.redate:
+            held = awards.find_award(session, member.id, achievement_id)
+            if held is not None:
+                self._redate(session, member, self.catalogue.achievements[achievement_id], held, when, reason=reason)
         self._rebuild_points(session, member)
         awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
         session.flush()  # later events of the same batch read these rule states from the database
@@ -565,7 +794,9 @@ class Engine:
         leaderboards.forget_member(session, member.id)
         member.points = 0
         for moment, event_type in session.execute(
-            select(StoredEvent.time, StoredEvent.type).where(StoredEvent.member_id == member.id)
+            select(StoredEvent.time, StoredEvent.type).where(
+                StoredEvent.member_id == member.id, StoredEvent.retracted.is_(False)
+            )
         ):
             self._credit(session, member, moment, self.catalogue.event_points.get(event_type, 0))
         for awarded_at, achievement_id in session.execute(

@@ -31,6 +31,9 @@ MAX_CLOCK_SKEW = timedelta(days=1)
 CORE_EVENT_TYPES = frozenset({"link.code_presented", "moderator.approved", "moderator.rejected"})
 
 
+#: Event types whose subject is staff by definition (a moderator acting, not a member).
+STAFF_TYPE_PREFIX = "moderator."
+
 #: A dotted verb such as ``message.posted`` or ``reaction.added``.
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 EventType = Annotated[str, StringConstraints(pattern=EVENT_TYPE_PATTERN, max_length=80)]
@@ -70,9 +73,12 @@ class Event(BaseModel):
             raise ValueError(f"must be JSON-serializable ({exc})") from exc
         if size > MAX_DATA_BYTES:
             raise ValueError(f"is {size} bytes; at most {MAX_DATA_BYTES} allowed")
-        target = value.get("target")
-        if target is not None and (not isinstance(target, str) or ":" not in target.strip(":")):
-            raise ValueError("target must name another event as 'source:id', e.g. 'discord:1187'")
+        for field in ("target", "retracts"):
+            named = value.get(field)
+            if named is not None and (not isinstance(named, str) or ":" not in named.strip(":")):
+                raise ValueError(f"{field} must name another event as 'source:id', e.g. 'discord:1187'")
+        if not isinstance(value.get("staff", False), bool):
+            raise ValueError("staff must be true or false")
         return value
 
     @property
@@ -85,6 +91,17 @@ class Event(BaseModel):
         """``source:id`` of the event this one approves or reacts to, if any."""
         target = self.data.get("target")
         return target if isinstance(target, str) else None
+
+    @property
+    def retracts(self) -> str | None:
+        """``source:id`` of the event this one takes back (a deleted message, a removed reaction)."""
+        retracts = self.data.get("retracts")
+        return retracts if isinstance(retracts, str) else None
+
+    @property
+    def by_staff(self) -> bool:
+        """Whether the subject acts as staff (a moderator or a bot): they hold no standing."""
+        return self.data.get("staff") is True or self.type.startswith(STAFF_TYPE_PREFIX)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -4,8 +4,12 @@ A contribution counts once it is approved by any of: ``min_reactions`` distinct 
 reacting (a reaction names the contribution in ``data.target``), or one event of an
 ``approvals`` type (a moderator's approval, "marked helpful") naming it. The approval may come
 later, from another platform, or before the contribution itself arrives: the engine routes
-events with a target to the contribution's author. Contributions older than
-``approval_window_days`` (relative to the member's newest one) stop waiting.
+events with a target to the contribution's author, in event-time order.
+
+The window is a fact about events, not about delivery: an approval counts when it happened
+within ``approval_window_days`` of the contribution. The engine hands events over in event-time
+order, so once a member's newer contribution is seen, pending ones older than the window can
+never be approved any more and are dropped (which keeps the state small).
 """
 
 from __future__ import annotations
@@ -30,8 +34,15 @@ class ApprovedParams(EventScope):
     approval_window_days: int = Field(default=30, ge=1, le=3650)
 
 
-def _day(event: Event) -> int:
-    return event.time.date().toordinal()
+#: ``date(1970, 1, 1).toordinal()``: converts states saved before times were kept (days only).
+_EPOCH_ORDINAL = 719163
+
+
+def _posted_at(entry: Mapping[str, Any]) -> float:
+    """When a pending contribution was made, in POSIX seconds."""
+    if "at" in entry:
+        return float(entry["at"])
+    return float((entry.get("day", _EPOCH_ORDINAL) - _EPOCH_ORDINAL) * 86400)
 
 
 class ApprovedCountRule(ScopedRule):
@@ -52,14 +63,16 @@ class ApprovedCountRule(ScopedRule):
         if by_self and params.matches(event):
             if event.key in pending:
                 return None
-            newest = max([_day(event), *(p["day"] for p in pending.values())])
-            kept = {k: p for k, p in pending.items() if newest - p["day"] <= params.approval_window_days}
-            kept[event.key] = {"day": _day(event), "by": [], "ok": False}
+            now, window = event.time.timestamp(), params.approval_window_days * 86400
+            kept = {k: p for k, p in pending.items() if p["ok"] is False and now - _posted_at(p) <= window}
+            kept[event.key] = {"at": now, "by": [], "ok": False}
             return {**state, "pending": kept}
         target = event.data.get("target")
         entry = pending.get(target) if isinstance(target, str) else None
         if by_self or entry is None or entry["ok"]:
             return None
+        if event.time.timestamp() - _posted_at(entry) > params.approval_window_days * 86400:
+            return None  # approved too late to count
         if event.type in params.approvals:
             entry = {**entry, "ok": True}
         elif event.type in params.reactions and params.min_reactions:

@@ -1,0 +1,144 @@
+"""Event-time order: where each event sits in a member's history, and replaying that history.
+
+A member's standing must depend only on what happened and when, never on delivery order. So
+there is one canonical order of a member's history, and both paths of the engine follow it:
+the incremental path applies an event only when it comes after everything the saved state has
+seen (the common, in-order case), and otherwise the affected rules are replayed from the
+stored history in this order.
+
+The order is ``(time, own-before-approval, key)``. An approval or reaction reaches the author of
+the contribution it names at ``max(its time, the contribution's time)``: an approval stamped a
+little before the contribution (clocks on two platforms) still follows it, as it does in life.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smallwins.core.events import Event
+from smallwins.core.rules import Achievement, RuleContext
+from smallwins.core.store import StoredEvent
+
+OWN = "0"
+APPROVAL = "1"
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """An event's place in a member's canonical order; compared as ``(time, token)``.
+
+    ``token`` is ``"0" + key`` for the member's own events and ``"1" + key`` for others'
+    approvals of their contributions, so at the same instant a contribution precedes its
+    approvals and ties are broken by the event key, never by arrival.
+    """
+
+    time: datetime
+    token: str
+
+    @classmethod
+    def own(cls, event: Event) -> Position:
+        return cls(event.time, OWN + event.key)
+
+    @classmethod
+    def approval(cls, event: Event, contribution_time: datetime) -> Position:
+        return cls(max(event.time, contribution_time), APPROVAL + event.key)
+
+
+def event_from_row(row: StoredEvent) -> Event:
+    """Rebuild a stored event without re-validating it (it was validated on the way in)."""
+    return Event.model_construct(
+        id=row.event_id,
+        source=row.source,
+        type=row.type,
+        subject=row.subject,
+        time=row.time,
+        proof=row.proof,
+        data=row.data or {},
+    )
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One event of a member's history: their own (``actor`` None) or someone's approval."""
+
+    event: Event
+    position: Position
+    actor_member_id: int | None = None
+
+
+def member_history(session: Session, member_id: int, achievements: list[Achievement]) -> list[HistoryItem]:
+    """The member's counted events and the approvals of their contributions, in canonical order.
+
+    Only event types that ``achievements`` listen to are read; retracted events never count.
+    """
+    own_types = {t for a in achievements for t in a.triggers}
+    target_types = {t for a in achievements for t in a.target_triggers}
+    own_rows = session.scalars(
+        select(StoredEvent).where(
+            StoredEvent.member_id == member_id,
+            StoredEvent.type.in_(own_types),
+            StoredEvent.retracted.is_(False),
+        )
+    ).all()
+    items = [HistoryItem(event_from_row(row), Position(row.time, OWN + row.key)) for row in own_rows]
+    if target_types:
+        contribution_time = {row.key: row.time for row in own_rows}
+        mine = select(StoredEvent.source + ":" + StoredEvent.event_id).where(
+            StoredEvent.member_id == member_id, StoredEvent.retracted.is_(False)
+        )
+        for row in session.scalars(
+            select(StoredEvent).where(
+                StoredEvent.target.in_(mine), StoredEvent.type.in_(target_types), StoredEvent.retracted.is_(False)
+            )
+        ):
+            assert row.target is not None
+            posted = contribution_time.get(row.target)
+            if posted is not None:
+                event = event_from_row(row)
+                items.append(HistoryItem(event, Position.approval(event, posted), row.member_id))
+    return sorted(items, key=lambda item: item.position)
+
+
+@dataclass
+class Replayed:
+    """Rule states after a replay; when each achievement was (last) met; what each has seen."""
+
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    met_at: dict[str, datetime] = field(default_factory=dict)
+    seen: dict[str, Position] = field(default_factory=dict)
+
+
+def replay(history: list[HistoryItem], achievements: list[Achievement], base: RuleContext) -> Replayed:
+    """Apply ``history`` in order to fresh states (no side effects).
+
+    ``met_at`` holds, for each achievement met at the end, the time it became met: the moment
+    of the event that completed it, in event time, which is what an award's date is.
+    """
+    result = Replayed()
+    for item in history:
+        event = item.event
+        if item.actor_member_id is None:
+            candidates, ctx = [a for a in achievements if event.type in a.triggers], base
+        else:
+            candidates = [a for a in achievements if event.type in a.target_triggers]
+            ctx = replace(base, actor_member_id=item.actor_member_id)
+        for achievement in candidates:
+            if not achievement.accepts(event):
+                continue
+            state = result.states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
+            result.seen[achievement.id] = item.position
+            new_state = achievement.rule.apply(achievement.params, state, event, ctx)
+            if new_state is None:
+                continue
+            result.states[achievement.id] = new_state
+            met = achievement.rule.progress(achievement.params, new_state, ctx).met
+            if met and achievement.id not in result.met_at:
+                result.met_at[achievement.id] = item.position.time
+            elif not met:
+                result.met_at.pop(achievement.id, None)
+    return result
