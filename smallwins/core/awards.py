@@ -222,13 +222,23 @@ def revoke(
     at: datetime,
     event_keys: Sequence[str] = (),
 ) -> Award | None:
-    """Revoke an active award; ``None`` if there is none (or a rule tries to undo a grant)."""
+    """Revoke an active award; ``None`` if there is none (or a rule tries to undo a grant).
+
+    A moderator's revocation stays on record as a revoked award (a rule never re-awards it); a
+    rule's removes the award row. Either way the returned row says when it had been earned.
+    """
     existing = find_award(session, member.id, achievement.id)
     if existing is None or existing.status != "active":
         return None
     if origin == RULE and existing.origin == MANUAL:
         return None
     existing.status, existing.origin, existing.updated_at = "revoked", origin, at
+    if origin == RULE:
+        # A rule that stops being met (a retraction, a late event) leaves no "revoked" badge
+        # behind: the member's card reads as if it had never been earned. The audit keeps it.
+        session.delete(existing)
+        session.flush()  # before a re-award in the same batch inserts the row again
+        session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = None
     record(
         session,
         member,

@@ -13,6 +13,8 @@ member's history itself changes (merge, unlink, time zone) or a moderator asks f
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -20,8 +22,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from smallwins.core import awards, identity, leaderboards, vouchers
@@ -29,7 +31,16 @@ from smallwins.core.events import CORE_EVENT_TYPES, Event
 from smallwins.core.identity import AccountRef, IdentityError
 from smallwins.core.replay import Position, event_from_row, member_history, replay
 from smallwins.core.rules import Achievement, Catalogue, RuleContext
-from smallwins.core.store import Award, Member, RuleState, Store, StoredEvent, Voucher, insert_ignoring_conflict
+from smallwins.core.store import (
+    Award,
+    Identity,
+    Member,
+    RuleState,
+    Store,
+    StoredEvent,
+    Voucher,
+    insert_ignoring_conflict,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +56,8 @@ RETRACTION_TOUCHED = "smallwins.retraction_touched"
 FULL_REPLAY = "smallwins.full_replay"
 RETRACTED_KEYS = "smallwins.retracted_keys"
 UNRESOLVED = "smallwins.unresolved"
+#: Attempts of a batch PostgreSQL aborted to break a deadlock, before going one event at a time.
+DEADLOCK_RETRIES = 4
 
 #: What happens to an award whose evidence was retracted (a deleted message): by default it is
 #: revoked (audited) when the rule is no longer met; ``keep`` leaves awards already made alone.
@@ -114,6 +127,11 @@ def unresolved(session: Session) -> Unresolved:
     return found
 
 
+def is_deadlock(exc: OperationalError) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict."""
+    return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
+
+
 def stored_event(session: Session, key: str) -> StoredEvent | None:
     source, _, event_id = key.partition(":")
     return session.scalar(select(StoredEvent).where(StoredEvent.source == source, StoredEvent.event_id == event_id))
@@ -166,23 +184,62 @@ class Engine:
             yield from self._ingest_batch(batch)
 
     def _ingest_batch(self, batch: list[Event]) -> list[IngestOutcome]:
-        """One transaction for the batch; if it fails, one transaction per event, so that every
-        event that can land does (re-ingesting the ones already stored is a no-op)."""
-        try:
-            with self.store.writes.begin() as session:
-                outcomes = self._ingest_in(session, batch)
-                pending = unresolved(session)
-        except SQLAlchemyError as exc:
-            if len(batch) == 1:
-                raise
-            log.warning("ingest.batch_failed_retrying_singly", size=len(batch), error=str(exc))
-            return [outcome for event in batch for outcome in self._ingest_batch([event])]
+        """One transaction for the batch, retried when PostgreSQL picked it as a deadlock victim;
+        if it still fails, one transaction per event, so that every event that can land does
+        (re-ingesting the ones already stored is a no-op)."""
+        self._create_members(batch)
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                with self.store.writes.begin() as session:
+                    outcomes = self._ingest_in(session, batch)
+                    pending = unresolved(session)
+                break
+            except OperationalError as exc:
+                if attempt + 1 == DEADLOCK_RETRIES or not is_deadlock(exc):
+                    return self._ingest_singly(batch, exc)
+                log.info("ingest.deadlock_retrying", size=len(batch), attempt=attempt + 1)
+                time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+            except SQLAlchemyError as exc:
+                return self._ingest_singly(batch, exc)
         if self.store.dialect == "postgresql":
             self._reconcile_concurrent(batch, pending)
         return outcomes
 
+    def _ingest_singly(self, batch: list[Event], exc: SQLAlchemyError) -> list[IngestOutcome]:
+        if len(batch) == 1:
+            raise exc
+        log.warning("ingest.batch_failed_retrying_singly", size=len(batch), error=str(exc))
+        return [outcome for event in batch for outcome in self._ingest_batch([event])]
+
+    def _create_members(self, batch: list[Event]) -> None:
+        """Members for first-seen accounts, committed before the batch locks anything."""
+        accounts: dict[AccountRef, str | None] = {}
+        for event in batch:
+            accounts.setdefault(AccountRef(event.source, event.subject), event.data.get("display_name"))
+        with self.store.writes.begin() as session:
+            identity.create_missing_members(session, accounts)
+
+    def _lock_batch_members(self, session: Session, batch: list[Event]) -> None:
+        """Lock, in id order, every member the batch will touch: actors, and the authors of
+        what it approves or retracts."""
+        refs = {(e.source, e.subject) for e in batch}
+        member_ids = set(
+            session.scalars(
+                select(Identity.member_id).where(tuple_(Identity.platform, Identity.account).in_(refs))
+            )
+        )
+        named = {tuple(key.split(":", 1)) for e in batch for key in (e.target, e.retracts) if key}
+        if named:
+            member_ids.update(
+                session.scalars(
+                    select(StoredEvent.member_id).where(tuple_(StoredEvent.source, StoredEvent.event_id).in_(named))
+                )
+            )
+        identity.lock_members(session, member_ids)
+
     def _ingest_in(self, session: Session, batch: list[Event]) -> list[IngestOutcome]:
         """Ingest a batch in event-time order, then replay what arrived late, in one transaction."""
+        self._lock_batch_members(session, batch)
         session.info[RETRACTED_KEYS] = set(
             session.scalars(select(StoredEvent.retracts).where(StoredEvent.retracts.in_({e.key for e in batch})))
         )

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from smallwins.core.store import (
@@ -65,6 +65,42 @@ def lock_member(session: Session, member_id: int) -> Member:
         member_id = member.merged_into_id
 
 
+def lock_members(session: Session, member_ids: set[int]) -> None:
+    """Row-lock several members at once, in id order, before a batch touches them.
+
+    Two writers that lock the members they share in the same order wait for each other instead
+    of deadlocking (PostgreSQL; SQLite has one writer at a time anyway).
+    """
+    locked: dict[int, Member] = session.info.setdefault(LOCKED, {})
+    wanted = sorted(member_ids - set(locked))
+    if not wanted:
+        return
+    rows = session.execute(select(Member).where(Member.id.in_(wanted)).order_by(Member.id).with_for_update())
+    for member in rows.scalars():
+        if member.merged_into_id is None:
+            locked[member.id] = member
+    for member_id in wanted:
+        if member_id not in locked:
+            lock_member(session, member_id)  # merged: follow to the survivor
+
+
+def create_missing_members(session: Session, accounts: dict[AccountRef, str | None]) -> None:
+    """Create members for the accounts not seen before (``account -> display name``), unlocked.
+
+    Run in a short transaction of its own before a batch, so that creating identities never
+    waits inside a long batch transaction that holds member locks.
+    """
+    missing = dict(accounts)
+    for platform, account in session.execute(
+        select(Identity.platform, Identity.account).where(
+            tuple_(Identity.platform, Identity.account).in_([(r.platform, r.account) for r in accounts])
+        )
+    ):
+        missing.pop(AccountRef(platform, account), None)
+    for ref in sorted(missing, key=str):
+        _lookup_or_create(session, ref, display_name=missing[ref], lock=False)
+
+
 def forget_resolved(session: Session) -> None:
     """Drop the per-transaction caches; needed after identities move (merge, unlink)."""
     session.info.pop(RESOLVED, None)
@@ -80,11 +116,14 @@ def resolve_member(session: Session, ref: AccountRef, *, display_name: str | Non
     if ref in resolved:
         return resolved[ref]
     member = _lookup_or_create(session, ref, display_name=display_name)
+    assert member is not None
     resolved[ref] = member
     return member
 
 
-def _lookup_or_create(session: Session, ref: AccountRef, *, display_name: str | None) -> Member:
+def _lookup_or_create(
+    session: Session, ref: AccountRef, *, display_name: str | None, lock: bool = True
+) -> Member | None:
     member_id = session.scalar(
         select(Identity.member_id).where(Identity.platform == ref.platform, Identity.account == ref.account)
     )
@@ -103,8 +142,8 @@ def _lookup_or_create(session: Session, ref: AccountRef, *, display_name: str | 
         )
         if inserted is None:  # another process created it between our read and write
             session.execute(delete(Member).where(Member.id == member_id))
-            return _lookup_or_create(session, ref, display_name=display_name)
-    return lock_member(session, member_id)
+            return _lookup_or_create(session, ref, display_name=display_name, lock=lock)
+    return lock_member(session, member_id) if lock else None
 
 
 def find_identity(session: Session, ref: AccountRef) -> Identity | None:
