@@ -115,7 +115,7 @@ def cli_workdir(tmp_path: Path) -> Path:
     shutil.copy(REPO / "achievements.toml", tmp_path)
     (tmp_path / "plugins.toml").write_text(
         '[smallwins]\ncatalogue = "achievements.toml"\ndefault_timezone = "Europe/Berlin"\n'
-        '[plugins.jsonl]\nenabled = true\n'
+        "[plugins.jsonl]\nenabled = true\n"
     )
     return tmp_path
 

@@ -296,7 +296,7 @@ class Engine:
             outcome.warning = self._present_link_code(session, member, event)
             return outcome
         if event.type not in self.known_event_types:
-            if retracts is None:
+            if event.retracts is None:  # a retraction is known whatever its type is called
                 outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
             return outcome
         if not member.staff:

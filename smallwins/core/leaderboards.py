@@ -95,8 +95,9 @@ def _ranked(rows: Sequence[Any]) -> list[LeaderboardRow]:
     return result
 
 
-def _public() -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return Member.merged_into_id.is_(None), Member.private.is_(False)
+def _public() -> tuple[ColumnElement[bool], ...]:
+    """Members who appear on boards: not merged away, not private, not staff."""
+    return Member.merged_into_id.is_(None), Member.private.is_(False), Member.staff.is_(False)
 
 
 def all_time(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
@@ -113,7 +114,7 @@ def all_time(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
 
 def rank_of(session: Session, member: Member) -> int | None:
     """Competition rank on the all-time leaderboard; private and merged members have none."""
-    if member.private or member.merged_into_id is not None:
+    if member.private or member.staff or member.merged_into_id is not None:
         return None
     ahead = session.scalar(select(func.count()).select_from(Member).where(Member.points > member.points, *_public()))
     return int(ahead or 0) + 1

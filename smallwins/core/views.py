@@ -165,12 +165,20 @@ def next_targets(snapshot: MemberSnapshot) -> list[dict[str, Any]]:
 
 
 def rarity(session: Session) -> dict[str, float]:
-    """Share of (unmerged) members holding each achievement, 0..1."""
-    total = session.scalar(select(func.count()).select_from(Member).where(Member.merged_into_id.is_(None))) or 0
+    """Share of members (not merged away, not staff) holding each achievement, 0..1."""
+    total = (
+        session.scalar(
+            select(func.count()).select_from(Member).where(Member.merged_into_id.is_(None), Member.staff.is_(False))
+        )
+        or 0
+    )
     if not total:
         return {}
     counts = session.execute(
-        select(Award.achievement_id, func.count()).where(Award.status == "active").group_by(Award.achievement_id)
+        select(Award.achievement_id, func.count())
+        .join(Member, Member.id == Award.member_id)
+        .where(Award.status == "active", Member.staff.is_(False), Member.merged_into_id.is_(None))
+        .group_by(Award.achievement_id)
     )
     return {achievement_id: n / total for achievement_id, n in counts}
 
