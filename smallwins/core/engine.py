@@ -202,7 +202,14 @@ class Engine:
             except SQLAlchemyError as exc:
                 return self._ingest_singly(batch, exc)
         if self.store.dialect == "postgresql":
-            self._reconcile_concurrent(batch, pending)
+            for attempt in range(DEADLOCK_RETRIES):
+                try:
+                    self._reconcile_concurrent(batch, pending)
+                    break
+                except OperationalError as exc:
+                    if attempt + 1 == DEADLOCK_RETRIES or not is_deadlock(exc):
+                        raise
+                    time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
         return outcomes
 
     def _ingest_singly(self, batch: list[Event], exc: SQLAlchemyError) -> list[IngestOutcome]:

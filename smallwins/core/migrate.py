@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -18,6 +19,24 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+#: Key of the PostgreSQL advisory lock held while migrating ("smallwins" in ASCII, as a bigint).
+MIGRATION_LOCK = 0x736D616C6C77696E
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; a no-op on an up-to-date database."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision``; a no-op on an up-to-date database.
+
+    Several workers may start at once on a fresh database: on PostgreSQL they take turns under
+    an advisory lock (the first migrates, the others then find nothing to do). On SQLite the
+    migration's write transaction already takes the database's write lock.
+    """
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
