@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -48,7 +49,7 @@ def main(log_level: Annotated[str, typer.Option(help="structlog level")] = "WARN
 
 
 def fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/] {message}", highlight=False)
+    errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
 
 
@@ -118,7 +119,10 @@ def ingest_file(smallwins: App, file: Path) -> tuple[IngestReport, int]:
                     continue
                 rejected += 1
                 bar.advance(task)
-                bar.console.print(f"[yellow]{file}:{result.line_number}:[/] {result.error}", highlight=False)
+                bar.console.print(
+                    f"[yellow]{escape(str(file))}:{result.line_number}:[/] {escape(result.error or '')}",
+                    highlight=False,
+                )
 
         for outcome in smallwins.engine.ingest_many(valid_events()):
             report.add(outcome)
@@ -140,7 +144,7 @@ def ingest(
     with opened(config, database) as smallwins:
         report, rejected = ingest_file(smallwins, file)
         for warning in report.warnings:
-            errors.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
     console.print(
         f"{report.stored} stored, {report.duplicates} already known, {rejected} rejected, "
@@ -325,7 +329,7 @@ def voucher_claim(code: str, config: ConfigOption = Path("plugins.toml"), databa
             voucher = smallwins.engine.claim_voucher(code)
         except VoucherError as exc:
             raise fail(str(exc)) from None
-    console.print(f"voucher {code} claimed by member {voucher.member_id} for {voucher.achievement_id}")
+    console.print(escape(f"voucher {code} claimed by member {voucher.member_id} for {voucher.achievement_id}"))
 
 
 @voucher_app.command("stats")
@@ -373,7 +377,7 @@ def link_code(
     """Issue a one-time link code for the member behind ACCOUNT."""
     with opened(config, database) as smallwins:
         code = smallwins.engine.issue_link_code(parse_account(account))
-    console.print(f"link code for {account}: [bold]{code}[/] (present it from your other account)")
+    console.print(f"link code for {escape(account)}: [bold]{code}[/] (present it from your other account)")
 
 
 @link_app.command("redeem")
@@ -390,7 +394,7 @@ def link_redeem(
         except IdentityError as exc:
             raise fail(str(exc)) from None
         deliver_outbox(smallwins)
-    console.print(f"{account} is now linked to member {survivor}")
+    console.print(f"{escape(account)} is now linked to member {survivor}")
 
 
 @app.command()
@@ -406,7 +410,7 @@ def unlink(
         except IdentityError as exc:
             raise fail(str(exc)) from None
         deliver_outbox(smallwins)
-    console.print(f"{account} is now member {detached}; member {original} keeps the rest")
+    console.print(f"{escape(account)} is now member {detached}; member {original} keeps the rest")
 
 
 @app.command()

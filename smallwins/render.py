@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -25,7 +26,7 @@ def leaderboard_table(rows: Sequence[Any], *, title: str = "All-time leaderboard
     table.add_column("id", justify="right", style="dim")
     table.add_column("points", justify="right")
     for row in rows:
-        table.add_row(str(row.rank), row.display_name, str(row.member_id), str(row.points))
+        table.add_row(str(row.rank), escape(row.display_name), str(row.member_id), str(row.points))
     if not rows:
         table.add_row("", "nobody has scored in this period yet", "", "")
     return table
@@ -44,8 +45,8 @@ def catalogue_table(catalogue: Catalogue, rarity: Mapping[str, float]) -> Table:
             extras.append(f"role: {achievement.role}")
         if achievement.voucher_hours:
             extras.append(f"voucher, {achievement.voucher_hours:g} h to claim")
-        how = achievement.description + (f" [dim]({'; '.join(extras)})[/]" if extras else "")
-        table.add_row(achievement.name, achievement.rule.name, how, f"{share:.0%} of members")
+        how = escape(achievement.description) + (f" [dim]({escape('; '.join(extras))})[/]" if extras else "")
+        table.add_row(escape(achievement.name), achievement.rule.name, how, f"{share:.0%} of members")
     return table
 
 
@@ -53,7 +54,7 @@ def _streak_line(item: Mapping[str, Any]) -> str | None:
     detail = item["detail"]
     if "longest" not in detail:
         return None
-    line = f"{item['name']}: current {detail['current']}, longest {detail['longest']}"
+    line = f"{escape(item['name'])}: current {detail['current']}, longest {detail['longest']}"
     if detail.get("freezes"):
         line += f", {detail['freezes']} freeze(s) held"
     if detail.get("act_by"):
@@ -64,15 +65,17 @@ def _streak_line(item: Mapping[str, Any]) -> str | None:
 
 
 def member_card(snapshot: MemberSnapshot) -> Panel:
-    identities = ", ".join(f"{p}:{a}" for p, accounts in sorted(snapshot.identities.items()) for a in accounts)
+    identities = escape(", ".join(f"{p}:{a}" for p, accounts in sorted(snapshot.identities.items()) for a in accounts))
     rank = f"rank #{snapshot.rank}" if snapshot.rank else "private (not ranked)"
-    header = f"[bold]{snapshot.display_name}[/] (member {snapshot.member_id}, {snapshot.timezone})\n{identities}\n"
+    name = escape(snapshot.display_name)
+    header = f"[bold]{name}[/] (member {snapshot.member_id}, {snapshot.timezone})\n{identities}\n"
     header += f"{snapshot.points} points, {rank}"
     if snapshot.roles:
-        header += f"\nroles: {', '.join(snapshot.roles)}"
+        header += f"\nroles: {escape(', '.join(snapshot.roles))}"
     awards = Table(title="Earned", show_header=False, box=None)
     for award in snapshot.awards:
-        awards.add_row("🏅", award["name"], award["tier"] or "", award["awarded_at"][:10], award["held_by"])
+        name, tier = escape(award["name"]), escape(award["tier"] or "")
+        awards.add_row("🏅", name, tier, award["awarded_at"][:10], award["held_by"])
     if not snapshot.awards:
         awards.add_row("", "nothing yet", "", "", "")
     parts: list[Any] = [header, awards]
@@ -83,13 +86,13 @@ def member_card(snapshot: MemberSnapshot) -> Panel:
         parts.append(
             "[bold]Vouchers[/]\n"
             + "\n".join(
-                f"{v['code']} ({v['achievement_id']}): {v['status']}, until {v['expires_at'][:16]}"
+                f"{v['code']} ({escape(v['achievement_id'])}): {v['status']}, until {v['expires_at'][:16]}"
                 for v in snapshot.vouchers
             )
         )
     upcoming = Table(title="Next", show_header=False, box=None)
     for item in next_targets(snapshot):
-        label = item["name"] + (f" → {item['next_tier']}" if item.get("next_tier") and item["earned"] else "")
+        label = escape(item["name"] + (f" → {item['next_tier']}" if item.get("next_tier") and item["earned"] else ""))
         upcoming.add_row(
             label,
             ProgressBar(total=float(item["target"]), completed=float(item["current"]), width=20),

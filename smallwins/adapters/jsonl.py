@@ -38,16 +38,30 @@ class LineResult:
     error: str | None = None
 
 
+def parse_line(number: int, raw: bytes) -> LineResult | None:
+    """One line's event, or why it was refused (bad UTF-8 included); ``None`` for a blank line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return LineResult(number, error=f"not valid UTF-8 (byte {exc.start + 1}: {exc.reason})")
+    if not text.strip():
+        return None
+    try:
+        return LineResult(number, event=parse_event(text))
+    except InvalidEvent as exc:
+        return LineResult(number, error=str(exc))
+
+
 def read_lines(path: Path, *, start_line: int = 1) -> Iterator[LineResult]:
-    """Parse a JSONL file; blank lines are skipped, bad lines reported with their number."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if number < start_line or not line.strip():
+    """Parse a JSONL file; blank lines are skipped, bad lines (broken JSON, bad UTF-8, an
+    invalid event) reported with their number while the rest go in."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number < start_line:
                 continue
-            try:
-                yield LineResult(number, event=parse_event(line))
-            except InvalidEvent as exc:
-                yield LineResult(number, error=str(exc))
+            result = parse_line(number, raw)
+            if result is not None:
+                yield result
 
 
 def normalize(payload: Mapping[str, Any]) -> list[Event]:
@@ -72,14 +86,15 @@ async def follow(settings: BaseModel, sink: EventSink) -> None:
             complete = chunk[: chunk.rfind(b"\n") + 1]
             offset += len(complete)
             events = []
-            for raw in complete.decode("utf-8").splitlines():
+            for raw in complete.splitlines():
                 line_number += 1
-                if not raw.strip():
+                result = parse_line(line_number, raw)
+                if result is None:
                     continue
-                try:
-                    events.append(parse_event(raw))
-                except InvalidEvent as exc:
-                    log.warning("jsonl.bad_line", path=str(path), line=line_number, error=str(exc))
+                if result.event is not None:
+                    events.append(result.event)
+                else:
+                    log.warning("jsonl.bad_line", path=str(path), line=line_number, error=result.error)
             await sink(events)
         await anyio.sleep(settings.poll_seconds)
 

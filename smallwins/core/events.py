@@ -43,6 +43,33 @@ class InvalidEvent(ValueError):
     """An event that cannot be accepted; the message names each bad field and why."""
 
 
+def unstorable_text(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds text no database can store (NUL, a lone surrogate), or ``None``.
+
+    PostgreSQL refuses both in text and jsonb while SQLite would keep them, so they are refused
+    here: both backends then accept and refuse exactly the same events.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path.lstrip('.') + ': ' if path else ''}contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path.lstrip('.') + ': ' if path else ''}contains a lone surrogate (not valid Unicode text)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unstorable_text(key, f"{path}.{key!r} (a key)") or unstorable_text(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unstorable_text(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 class Event(BaseModel):
     """One member action on one platform, normalized."""
 
@@ -55,6 +82,14 @@ class Event(BaseModel):
     time: AwareDatetime
     proof: str | None = Field(default=None, max_length=2000)
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", "source", "type", "subject", "proof", "data", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = unstorable_text(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("time")
     @classmethod
