@@ -49,7 +49,9 @@ def test_merge_combines_history_without_double_counting(engine: Engine, store: S
     assert held == {"first-words", "regular"}
     assert points == 5 * 2 + 10 + 25, "First Words counted once, Regular earned by the combined history"
     with store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Award)) == 2
+        # one award per achievement for the survivor; the merged member's duplicate stays parked
+        # with it, so an unlink could give it back
+        assert session.scalar(select(func.count()).select_from(Award).where(Award.member_id == survivor)) == 2
         assert (
             session.scalar(select(func.count()).select_from(StoredEvent).where(StoredEvent.member_id == survivor)) == 5
         )
@@ -115,3 +117,40 @@ def test_merge_in_the_middle_of_a_batch(engine: Engine, store: Store, make_event
     assert progress["regular"] == 5 and progress["pillar"] == 8
     assert held == {"first-words", "regular"}
     assert points == 8 * 2 + 10 + 25
+
+
+def test_link_then_unlink_gives_back_what_moved_and_mints_no_second_voucher(store: Store, clock, make_event) -> None:
+    """Grant Zed a badge with a voucher, link Zed into Ada, unlink Zed: Zed gets back his name,
+    his grant and his claimed voucher; nobody is issued a fresh voucher for the same badge."""
+    from smallwins.core.store import Voucher
+    from tests.rules_helpers import engine_of, held
+
+    engine = engine_of(
+        store,
+        clock,
+        {
+            "pillar": {"rule": "count", "events": ["message.posted"], "threshold": 2, "voucher_claim_hours": 72},
+            "first": {"rule": "count", "events": ["message.posted"], "threshold": 1},
+        },
+    )
+    engine.ingest(make_event(subject="ada", source="discord", display_name="Ada"))
+    engine.ingest(make_event("comment.posted", subject="UCzed", source="youtube", display_name="Zed"))
+    with store.sessions() as session:
+        zed_id = session.scalar(select(Member.id).where(Member.display_name == "Zed"))
+    engine.grant(zed_id, "pillar", actor="mod-ann", reason="ran the meetup")
+    with store.sessions() as session:
+        [voucher] = session.scalars(select(Voucher)).all()
+    engine.claim_voucher(voucher.code)
+
+    engine.redeem_link_code(engine.issue_link_code(AccountRef("discord", "ada")), AccountRef("youtube", "UCzed"))
+    assert held(store, "youtube:UCzed") == {"pillar": None, "first": None}, "merged: Ada holds Zed's grant"
+
+    engine.unlink(AccountRef("youtube", "UCzed"))
+    assert held(store, "youtube:UCzed") == {"pillar": None}
+    assert held(store, "discord:ada") == {"first": None}
+    with store.sessions() as session:
+        vouchers = session.execute(select(Voucher.code, Voucher.member_id, Voucher.claimed_at)).all()
+        zed = session.get(Member, zed_id)
+        assert zed is not None and zed.display_name == "Zed" and zed.merged_into_id is None
+    assert [(code, member) for code, member, _ in vouchers] == [(voucher.code, zed_id)], "no second voucher"
+    assert vouchers[0].claimed_at is not None

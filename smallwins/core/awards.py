@@ -144,6 +144,7 @@ def award(
             tier=tier,
             status="active",
             origin=origin,
+            home_member_id=member.id,
             awarded_at=earned_at,
             updated_at=at,
         )

@@ -729,7 +729,8 @@ class Engine:
 
     @staticmethod
     def _merge_awards(session: Session, survivor_id: int, loser_id: int) -> None:
-        """One award row per achievement: the earliest active one wins; a moderator's 'no' holds."""
+        """One award per achievement for the survivor: the earliest active one wins; a moderator's
+        'no' holds. Awards only the merged member held move to the survivor."""
         mine = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == survivor_id))}
         for theirs in list(session.scalars(select(Award).where(Award.member_id == loser_id))):
             kept = mine.get(theirs.achievement_id)
@@ -743,7 +744,7 @@ class Engine:
                 kept.status = "active"
                 if theirs.origin == awards.MANUAL:
                     kept.origin = awards.MANUAL
-            session.delete(theirs)
+            # theirs stays parked with the merged member: an unlink gives it back
         session.flush()
 
     def unlink(self, ref: AccountRef) -> tuple[int, int]:

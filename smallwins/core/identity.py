@@ -14,6 +14,7 @@ from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from smallwins.core.store import (
+    Award,
     Identity,
     LinkCode,
     Member,
@@ -137,7 +138,7 @@ def _lookup_or_create(
         inserted = insert_ignoring_conflict(
             session,
             Identity,
-            {"platform": ref.platform, "account": ref.account, "member_id": member_id},
+            {"platform": ref.platform, "account": ref.account, "member_id": member_id, "home_member_id": member_id},
             ["platform", "account"],
         )
         if inserted is None:  # another process created it between our read and write
@@ -183,39 +184,50 @@ def redeem_link_code(session: Session, code: str, *, now: datetime) -> int:
 def move_member_data(session: Session, *, from_id: int, to_id: int) -> None:
     """Hand identities, events and vouchers of one member to another; drop its open link codes.
 
-    Where both hold a voucher for the same achievement, the claimed one (else the older) stays.
+    Where both hold a voucher for the same achievement, the merged member's stays parked with it
+    (an unlink gives it back); nothing is deleted, so nothing can be issued twice.
     """
     session.execute(update(Identity).where(Identity.member_id == from_id).values(member_id=to_id))
     session.execute(update(StoredEvent).where(StoredEvent.member_id == from_id).values(member_id=to_id))
     session.execute(delete(LinkCode).where(LinkCode.member_id == from_id))
-    kept = {v.achievement_id: v for v in session.scalars(select(Voucher).where(Voucher.member_id == to_id))}
-    for theirs in session.scalars(select(Voucher).where(Voucher.member_id == from_id)).all():
-        mine = kept.get(theirs.achievement_id)
-        if mine is None:
-            theirs.member_id = to_id
-            continue
-        theirs_wins = (theirs.claimed_at is not None, -theirs.issued_at.timestamp()) > (
-            mine.claimed_at is not None,
-            -mine.issued_at.timestamp(),
-        )
-        loser = mine if theirs_wins else theirs
-        session.delete(loser)
-        session.flush()
-        if theirs_wins:
-            theirs.member_id = to_id
+    held = set(session.scalars(select(Voucher.achievement_id).where(Voucher.member_id == to_id)))
+    session.execute(
+        update(Voucher)
+        .where(Voucher.member_id == from_id, Voucher.achievement_id.not_in(held))
+        .values(member_id=to_id)
+    )
     session.flush()
 
 
 def detach_identity(session: Session, identity: Identity) -> Member:
-    """Give ``identity`` and the events it produced a member of their own."""
+    """Give ``identity`` and the events it produced a member of their own.
+
+    When the account came with a member that was merged away, that member comes back, with its
+    name and with the awards and vouchers that were first its own: what moved on merge moves back.
+    """
     remaining = session.scalar(
         select(Identity.id).where(Identity.member_id == identity.member_id, Identity.id != identity.id).limit(1)
     )
     if remaining is None:
         raise IdentityError(f"{identity.platform}:{identity.account} is the member's only identity; nothing to unlink")
     old_member_id = identity.member_id
-    member = Member(display_name=f"{identity.platform}:{identity.account}", points=0, private=False)
-    session.add(member)
+    home = session.get(Member, identity.home_member_id) if identity.home_member_id else None
+    if home is not None and home.id != old_member_id and home.merged_into_id is not None:
+        home.merged_into_id = None
+        member = home
+        session.execute(
+            update(Award)
+            .where(Award.member_id == old_member_id, Award.home_member_id == home.id)
+            .values(member_id=home.id)
+        )
+        session.execute(
+            update(Voucher)
+            .where(Voucher.member_id == old_member_id, Voucher.home_member_id == home.id)
+            .values(member_id=home.id)
+        )
+    else:
+        member = Member(display_name=f"{identity.platform}:{identity.account}", points=0, private=False)
+        session.add(member)
     session.flush()
     identity.member_id = member.id
     session.execute(

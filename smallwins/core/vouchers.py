@@ -29,6 +29,7 @@ def issue(session: Session, *, member_id: int, achievement_id: str, hours: float
     voucher = Voucher(
         code=code,
         member_id=member_id,
+        home_member_id=member_id,
         achievement_id=achievement_id,
         issued_at=at,
         expires_at=at + timedelta(hours=hours),
