@@ -154,3 +154,32 @@ def test_link_then_unlink_gives_back_what_moved_and_mints_no_second_voucher(stor
         assert zed is not None and zed.display_name == "Zed" and zed.merged_into_id is None
     assert [(code, member) for code, member, _ in vouchers] == [(voucher.code, zed_id)], "no second voucher"
     assert vouchers[0].claimed_at is not None
+
+
+def test_unlink_sorts_vouchers_back_when_the_merge_showed_the_claimed_one(store: Store, clock, make_event) -> None:
+    """Both earned the badge; Zed had claimed his voucher, Ada had not. Merged, the claimed one is
+    shown; unlinked, each has their own voucher again."""
+    from smallwins.core.store import Voucher
+    from tests.rules_helpers import engine_of
+
+    engine = engine_of(
+        store,
+        clock,
+        {"merch": {"rule": "count", "events": ["message.posted", "comment.posted"], "voucher_claim_hours": 72}},
+    )
+    engine.ingest(make_event(subject="ada", source="discord"))
+    engine.ingest(make_event("comment.posted", subject="UCzed", source="youtube"))
+    with store.sessions() as session:
+        issued = {v.member_id: v.code for v in session.scalars(select(Voucher))}
+        ada_id = find_member(session, "discord:ada").id
+        zed_id = find_member(session, "youtube:UCzed").id
+    engine.claim_voucher(issued[zed_id])
+    engine.redeem_link_code(engine.issue_link_code(AccountRef("discord", "ada")), AccountRef("youtube", "UCzed"))
+    with store.sessions() as session:
+        shown = member_snapshot(session, engine.catalogue, ada_id).vouchers
+    assert [v["code"].replace("-", "") for v in shown] == [issued[zed_id]]
+
+    engine.unlink(AccountRef("youtube", "UCzed"))
+    with store.sessions() as session:
+        holders = {v.code: v.member_id for v in session.scalars(select(Voucher))}
+    assert holders == {issued[ada_id]: ada_id, issued[zed_id]: zed_id}

@@ -132,9 +132,13 @@ def is_deadlock(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
 
 
-def stored_event(session: Session, key: str) -> StoredEvent | None:
-    source, _, event_id = key.partition(":")
-    return session.scalar(select(StoredEvent).where(StoredEvent.source == source, StoredEvent.event_id == event_id))
+def stored_events(session: Session, keys: set[str]) -> dict[str, StoredEvent]:
+    """Stored events by ``source:id`` key, in one query (the unique index answers it)."""
+    pairs = [tuple(key.split(":", 1)) for key in keys if ":" in key]
+    if not pairs:
+        return {}
+    rows = session.scalars(select(StoredEvent).where(tuple_(StoredEvent.source, StoredEvent.event_id).in_(pairs)))
+    return {row.key: row for row in rows}
 
 
 class Engine:
@@ -657,19 +661,23 @@ class Engine:
                 found = session.scalar(select(StoredEvent).where(StoredEvent.retracts == key).limit(1))
                 if found is not None:
                     self._retract(session, event_from_row(found), key)
-            for approval_key in pending.approvals:
-                approval = stored_event(session, approval_key)
-                target = approval.target if approval is not None else None
-                contribution = stored_event(session, target) if target else None
-                if approval is not None and contribution is not None:
-                    approvals = self.catalogue.target_triggered_by(approval.type)
-                    self._mark_stale(session, contribution.member_id, approvals, cause=approval_key)
-            for contribution_key, seen in pending.approvals_seen.items():
-                arrived = session.scalars(select(StoredEvent).where(StoredEvent.target == contribution_key)).all()
-                contribution = stored_event(session, contribution_key)
-                if contribution is not None and any(row.key not in seen for row in arrived):
-                    targeted = [a for a in self.catalogue.triggered_by(contribution.type) if a.target_triggers]
-                    self._mark_stale(session, contribution.member_id, targeted, cause=contribution_key)
+            approvals = stored_events(session, pending.approvals)
+            contributions = stored_events(session, {a.target for a in approvals.values() if a.target})
+            for approval_key, approval in approvals.items():
+                contribution = contributions.get(approval.target or "")
+                if contribution is not None:
+                    approvals_of = self.catalogue.target_triggered_by(approval.type)
+                    self._mark_stale(session, contribution.member_id, approvals_of, cause=approval_key)
+            arrived: dict[str, set[str]] = {}
+            for row in session.scalars(
+                select(StoredEvent).where(StoredEvent.target.in_(set(pending.approvals_seen)))
+            ).all():
+                assert row.target is not None
+                arrived.setdefault(row.target, set()).add(row.key)
+            missed = {key for key, keys in arrived.items() if keys - pending.approvals_seen.get(key, set())}
+            for contribution_key, contribution in stored_events(session, missed).items():
+                targeted = [a for a in self.catalogue.triggered_by(contribution.type) if a.target_triggers]
+                self._mark_stale(session, contribution.member_id, targeted, cause=contribution_key)
             self._settle(session)
 
     # -- identity -------------------------------------------------------------------------

@@ -184,18 +184,39 @@ def redeem_link_code(session: Session, code: str, *, now: datetime) -> int:
 def move_member_data(session: Session, *, from_id: int, to_id: int) -> None:
     """Hand identities, events and vouchers of one member to another; drop its open link codes.
 
-    Where both hold a voucher for the same achievement, the merged member's stays parked with it
-    (an unlink gives it back); nothing is deleted, so nothing can be issued twice.
+    Where both hold a voucher for the same achievement, the claimed one (else the older) is the
+    survivor's and the other stays parked with the merged member (an unlink sorts them back);
+    nothing is deleted, so nothing can be issued twice.
     """
     session.execute(update(Identity).where(Identity.member_id == from_id).values(member_id=to_id))
     session.execute(update(StoredEvent).where(StoredEvent.member_id == from_id).values(member_id=to_id))
     session.execute(delete(LinkCode).where(LinkCode.member_id == from_id))
-    held = set(session.scalars(select(Voucher.achievement_id).where(Voucher.member_id == to_id)))
-    session.execute(
-        update(Voucher)
-        .where(Voucher.member_id == from_id, Voucher.achievement_id.not_in(held))
-        .values(member_id=to_id)
-    )
+    kept = {v.achievement_id: v for v in session.scalars(select(Voucher).where(Voucher.member_id == to_id))}
+    for theirs in session.scalars(select(Voucher).where(Voucher.member_id == from_id)).all():
+        mine = kept.get(theirs.achievement_id)
+        if mine is None:
+            theirs.member_id = to_id
+        elif (theirs.claimed_at is not None, -theirs.issued_at.timestamp()) > (
+            mine.claimed_at is not None,
+            -mine.issued_at.timestamp(),
+        ):  # the claimed (else the older) one is shown; the other waits with the merged member
+            swap_vouchers(session, theirs, mine)
+    session.flush()
+
+
+def swap_vouchers(session: Session, first: Voucher, second: Voucher) -> None:
+    """Exchange the holders of two vouchers for the same achievement.
+
+    ``(member, achievement)`` is unique and checked row by row, so the first one steps aside
+    under a placeholder achievement for a moment.
+    """
+    achievement_id = first.achievement_id
+    first_member, second_member = first.member_id, second.member_id
+    first.achievement_id = f"{achievement_id}~swap"
+    session.flush()
+    second.member_id = first_member
+    session.flush()
+    first.member_id, first.achievement_id = second_member, achievement_id
     session.flush()
 
 
@@ -220,6 +241,19 @@ def detach_identity(session: Session, identity: Identity) -> Member:
             .where(Award.member_id == old_member_id, Award.home_member_id == home.id)
             .values(member_id=home.id)
         )
+        # The survivor's own vouchers parked here (the merge showed ours instead) trade places back.
+        for parked in session.scalars(
+            select(Voucher).where(Voucher.member_id == home.id, Voucher.home_member_id != home.id)
+        ).all():
+            ours = session.scalar(
+                select(Voucher).where(
+                    Voucher.member_id == old_member_id,
+                    Voucher.achievement_id == parked.achievement_id,
+                    Voucher.home_member_id == home.id,
+                )
+            )
+            if ours is not None:
+                swap_vouchers(session, ours, parked)
         session.execute(
             update(Voucher)
             .where(Voucher.member_id == old_member_id, Voucher.home_member_id == home.id)
