@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -93,10 +93,10 @@ def progress_bar() -> Progress:
     )
 
 
-def ingest_with_progress(smallwins: App, events: list[Event], description: str) -> IngestReport:
+def ingest_with_progress(smallwins: App, events: Iterable[Event], description: str, *, total: int) -> IngestReport:
     report = IngestReport()
     with progress_bar() as bar:
-        task = bar.add_task(description, total=len(events))
+        task = bar.add_task(description, total=total)
         for outcome in smallwins.engine.ingest_many(events):
             report.add(outcome)
             bar.advance(task)
@@ -422,7 +422,7 @@ def demo(
     config: ConfigOption = Path("plugins.toml"),
 ) -> None:
     """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
-    from smallwins.demo import DEMO_START, generate_community, link_accounts, simulate_voucher_claims
+    from smallwins.demo import DEMO_START, LiveClock, generate_community, link_accounts, simulate_voucher_claims
 
     for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         leftover.unlink(missing_ok=True)
@@ -433,8 +433,12 @@ def demo(
     )
     demo_end = DEMO_START + timedelta(weeks=weeks)
     with opened(config, f"sqlite:///{db.resolve()}") as smallwins:
-        smallwins.engine.clock = lambda: demo_end  # the story is told as of its last day
-        report = ingest_with_progress(smallwins, community.events, "ingesting community history")
+        live = LiveClock(DEMO_START)  # delivered as it happens: vouchers open when awards are made
+        smallwins.engine.clock = live
+        report = ingest_with_progress(
+            smallwins, live.follow(community.events), "ingesting community history", total=len(community.events)
+        )
+        smallwins.engine.clock = lambda: demo_end  # the rest of the story is told as of its last day
         linked = link_accounts(smallwins.engine, community)
         claims = simulate_voucher_claims(smallwins.engine, seed=seed)
         delivered = deliver_outbox(smallwins)

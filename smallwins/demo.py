@@ -9,7 +9,7 @@ their accounts. Deterministic for a given seed.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -217,6 +217,25 @@ def link_accounts(engine: Engine, community: Community) -> int:
     for first, other in community.links:
         engine.redeem_link_code(engine.issue_link_code(first), other)
     return len({first for first, _ in community.links})
+
+
+class LiveClock:
+    """A clock that follows a stream of events, as if each were ingested minutes after it happened.
+
+    The demo replays weeks of history; with this clock, awards are made (and their vouchers'
+    claim windows open) when the community would have seen them, not all at the end.
+    """
+
+    def __init__(self, start: datetime, *, delay: timedelta = timedelta(minutes=5)) -> None:
+        self.now, self.delay = start, delay
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def follow(self, events: Iterable[Event]) -> Iterator[Event]:
+        for event in events:
+            self.now = max(self.now, event.time + self.delay)
+            yield event
 
 
 def _frozen_clock(moment: datetime) -> Callable[[], datetime]:
