@@ -131,10 +131,10 @@ def replay(history: list[HistoryItem], achievements: list[Achievement], base: Ru
             if not achievement.accepts(event):
                 continue
             state = result.states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
-            result.seen[achievement.id] = item.position
             new_state = achievement.rule.apply(achievement.params, state, event, ctx)
             if new_state is None:
                 continue
+            result.seen[achievement.id] = item.position
             result.states[achievement.id] = new_state
             met = achievement.rule.progress(achievement.params, new_state, ctx).met
             if met and achievement.id not in result.met_at:

@@ -86,7 +86,12 @@ class RuleType(Protocol):
         """State of a member who has done nothing yet; must be JSON-serializable."""
 
     def apply(self, params: Any, state: Mapping[str, Any], event: Event, ctx: RuleContext) -> dict[str, Any] | None:
-        """New state after ``event``, or ``None`` when the event does not concern this rule."""
+        """New state after ``event``, or ``None`` when the event does not concern this rule.
+
+        ``None`` must hold whatever other events come before this one (the engine does not
+        revisit it when an earlier event arrives late): return it only for events that can never
+        change the state, such as a type out of scope or a fact the state already records.
+        """
 
     def progress(self, params: Any, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
         """Progress from a state; ``ctx.now`` (when given) lets time-based rules say what is left."""
