@@ -22,6 +22,7 @@ from smallwins.adapters.jsonl import read_lines
 from smallwins.core import leaderboards, views
 from smallwins.core.app import App, build_app
 from smallwins.core.config import ConfigError
+from smallwins.core.contract import SourceSpec
 from smallwins.core.engine import IngestReport
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef, IdentityError
@@ -256,19 +257,41 @@ def revoke(
 @app.command()
 def plugins(config: ConfigOption = Path("plugins.toml")) -> None:
     """What is installed (entry points in the 'smallwins' group) and what plugins.toml enables."""
+    from smallwins.core.components import enabled_components
     from smallwins.core.config import load_app_config
 
+    host = PluginHost()
     try:
-        enabled = set(load_app_config(config).enabled_plugins) if config.exists() else set()
+        enabled = enabled_components(load_app_config(config), host) if config.exists() else {}
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    table = Table(title="Plugins")
-    for column in ("name", "provides", "distribution", "module", "enabled"):
+    components = host.components()
+    table = Table(title="Plugins: [plugins.PLUGIN] enables a plugin, [plugins.PLUGIN.COMPONENT] configures one part")
+    for column in ("plugin", "component", "distribution", "module", "enabled", "settings"):
         table.add_column(column)
     for plugin in PluginHost().installed():
-        is_rule_only = all(p.startswith("rule type:") for p in plugin.provides)
-        state = "always" if is_rule_only else ("yes" if plugin.name in enabled else "no")
-        table.add_row(plugin.name, ", ".join(plugin.provides), plugin.distribution or "", plugin.module, state)
+        rules = [p.removeprefix("rule type:") for p in plugin.provides if p.startswith("rule type:")]
+        rows: list[tuple[str, str | None]] = [
+            (f"{kind} {name}", name)
+            for name, spec in components.get(plugin.name, {}).items()
+            for kind in ["source" if isinstance(spec, SourceSpec) else "presenter"]
+        ]
+        rows += [(f"rule type {name}", None) for name in rules]
+        for label, component in rows:
+            if component is None:
+                state, settings = "always", ""
+            elif component in enabled:
+                state, settings = "yes", json.dumps(enabled[component].settings.model_dump(mode="json"))
+            else:
+                state, settings = "no", ""
+            table.add_row(
+                escape(plugin.name),
+                escape(label),
+                escape(plugin.distribution or ""),
+                escape(plugin.module),
+                state,
+                escape(settings),
+            )
     console.print(table)
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from smallwins.core.app import build_app
+from smallwins.core.components import enabled_components
 from smallwins.core.config import ConfigError, load_app_config, load_catalogue, resolve_secret
 from smallwins.core.plugins import PluginHost
 
@@ -54,7 +55,7 @@ def test_secret_in_file_is_refused_and_env_reference_resolved(tmp_path: Path, mo
     path = write(tmp_path, "plugins.toml", "[plugins.web_widget]\nenabled = true\ntoken = 'abc'\n")
     config = load_app_config(path)
     with pytest.raises(ConfigError, match="secrets must not be written in the file"):
-        config.plugin_settings("web_widget", PluginHost().presenters()["web_widget"].settings_model)
+        enabled_components(config, PluginHost())
     with pytest.raises(ConfigError, match="SW_TEST_TOKEN, which is not set"):
         resolve_secret("SW_TEST_TOKEN", setting="plugins.x.token_env")
     monkeypatch.setenv("SW_TEST_TOKEN", "s3cret")
@@ -67,7 +68,7 @@ def test_unknown_plugin_and_bad_plugin_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no installed plugin named 'telepathy'"):
         build_app(path)
     path = write(tmp_path, "plugins.toml", "[plugins.web_widget]\nenabled = true\noutput_directory = 'x'\n")
-    with pytest.raises(ConfigError, match=r"plugins\.web_widget\.output_directory': Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=r"plugins\.web_widget\.output_directory': not a setting of any component"):
         build_app(path)
     assert not (tmp_path / "smallwins.db").exists(), "a bad config must fail before the store is touched"
 

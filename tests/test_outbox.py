@@ -10,7 +10,7 @@ from smallwins.core.contract import MemberSnapshot, OutboxChange
 from smallwins.core.engine import Engine
 from smallwins.core.outbox import deliver, pending_count
 from smallwins.core.store import PresenterCursor, Store
-from smallwins.presenters.web_widget import WebWidgetPresenter, WidgetSettings
+from smallwins.presenters.web_widget import WebWidgetPresenter
 
 
 class FlakyPresenter:
@@ -42,7 +42,7 @@ def test_presenter_down_loses_nothing(engine: Engine, store: Store, make_event) 
 
 def test_web_widget_is_idempotent_and_repairs_drift(engine: Engine, store: Store, tmp_path: Path, make_event) -> None:
     member_id = engine.ingest(make_event(display_name="Ada")).member_id
-    widget = WebWidgetPresenter(WidgetSettings(output_dir=str(tmp_path)))
+    widget = WebWidgetPresenter(tmp_path)
     anyio.run(deliver, store, engine.catalogue, {"web_widget": widget})
     path = widget.path_for(member_id)
     document = json.loads(path.read_text())

@@ -52,7 +52,7 @@ def smallwins_register_rule_types(): return [LongPostRule()]
 
 @hookimpl
 def smallwins_register_presenters():
-    return [PresenterSpec(name="recorder", create=lambda settings: Recorder())]
+    return [PresenterSpec(name="recorder", create=lambda context: Recorder())]
 
 @hookimpl
 def smallwins_register_sources():

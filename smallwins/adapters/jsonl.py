@@ -15,7 +15,7 @@ import anyio
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from smallwins.core.contract import EventSink, SourceSpec
+from smallwins.core.contract import EventSink, PluginContext, SourceSpec
 from smallwins.core.events import Event, InvalidEvent, parse_event
 from smallwins.core.hookspecs import hookimpl
 
@@ -68,16 +68,17 @@ def normalize(payload: Mapping[str, Any]) -> list[Event]:
     return [parse_event(payload)]
 
 
-async def follow(settings: BaseModel, sink: EventSink) -> None:
-    """Ingest lines appended to ``settings.path`` until cancelled.
+async def follow(context: PluginContext, sink: EventSink) -> None:
+    """Ingest lines appended to ``settings.path`` (relative to plugins.toml) until cancelled.
 
     Reads from a byte offset, only whole lines (a writer may be mid-line); a bad line is logged
     with its number and skipped.
     """
+    settings = context.settings
     assert isinstance(settings, JsonlSettings)
     if settings.path is None:
         return
-    path, offset, line_number = Path(settings.path), 0, 0
+    path, offset, line_number = context.path(settings.path), 0, 0
     while True:
         if path.exists():
             with path.open("rb") as handle:

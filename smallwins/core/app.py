@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from smallwins.core import outbox, views
-from smallwins.core.config import AppConfig, ConfigError, load_app_config, load_catalogue
-from smallwins.core.contract import MemberSnapshot, Presenter, PresenterSpec, SourceSpec
+from smallwins.core.components import ComponentConfig, enabled_components
+from smallwins.core.config import AppConfig, load_app_config, load_catalogue
+from smallwins.core.contract import MemberSnapshot, PluginContext, Presenter, PresenterSpec, SourceSpec
 from smallwins.core.engine import Engine
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Catalogue
@@ -25,12 +26,36 @@ class App:
     catalogue: Catalogue
     store: Store
     engine: Engine
-    settings: dict[str, BaseModel]
+    components: dict[str, ComponentConfig]
+
+    def context(self, name: str) -> PluginContext:
+        """The context an enabled component (source or presenter) runs with."""
+        component = self.components[name]
+        return PluginContext(
+            name=name,
+            plugin=component.plugin,
+            settings=component.settings,
+            config_dir=self.config.base_dir.resolve(),
+            app=self,
+        )
+
+    @property
+    def settings(self) -> dict[str, BaseModel]:
+        """Validated settings of the enabled components, by component name."""
+        return {name: component.settings for name, component in self.components.items()}
 
     def presenters(self) -> dict[str, Presenter]:
         """Instances of the enabled presenters, configured from ``plugins.toml``."""
-        specs = self.host.presenters()
-        return {name: specs[name].create(self.settings[name]) for name in self.settings if name in specs}
+        return {
+            name: component.spec.create(self.context(name))
+            for name, component in self.components.items()
+            if isinstance(component.spec, PresenterSpec)
+        }
+
+    def sources(self) -> dict[str, SourceSpec]:
+        """The enabled sources, by name."""
+        found = {name: component.spec for name, component in self.components.items()}
+        return {name: spec for name, spec in found.items() if isinstance(spec, SourceSpec)}
 
     def snapshot(self, session: Session, member_id: int) -> MemberSnapshot:
         """A member as presenters and the CLI show them, in this community's time zone."""
@@ -52,28 +77,11 @@ class App:
         self.store.close()
 
 
-def validate_plugin_settings(config: AppConfig, host: PluginHost) -> dict[str, BaseModel]:
-    """Every plugin named in ``plugins.toml`` must be installed; enabled ones' settings must validate."""
-    installed = {p.name for p in host.installed()}
-    for name in config.plugin_tables:
-        if name not in installed:
-            raise ConfigError(
-                f"{config.path}: key 'plugins.{name}': no installed plugin named '{name}'; "
-                f"installed: {', '.join(sorted(installed))}"
-            )
-    specs: dict[str, SourceSpec | PresenterSpec] = {**host.sources(), **host.presenters()}
-    return {
-        name: config.plugin_settings(name, specs[name].settings_model)
-        for name in config.enabled_plugins
-        if name in specs
-    }
-
-
 def build_app(config_path: Path, *, database_url: str | None = None, host: PluginHost | None = None) -> App:
     """Load everything ``plugins.toml`` describes, fail early on any bad setting, open the store."""
     config = load_app_config(config_path)
     host = host or PluginHost()
-    settings = validate_plugin_settings(config, host)
+    components = enabled_components(config, host)
     catalogue = load_catalogue(config.catalogue_path(), host.rule_types())
     known_types = {t for spec in host.sources().values() for t in spec.event_types}
     store = open_store(database_url or config.database_url())
@@ -86,4 +94,4 @@ def build_app(config_path: Path, *, database_url: str | None = None, host: Plugi
         retraction_policy=config.core.on_retraction,
         voucher_horizon=timedelta(days=config.core.voucher_horizon_days),
     )
-    return App(config=config, host=host, catalogue=catalogue, store=store, engine=engine, settings=settings)
+    return App(config=config, host=host, catalogue=catalogue, store=store, engine=engine, components=components)

@@ -29,7 +29,7 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or does not say what it must."""
 
 
-def _validation_message(path: Path, table: str, exc: ValidationError) -> str:
+def validation_message(path: Path, table: str, exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
         key = ".".join([table, *(str(part) for part in error["loc"])]).strip(".")
@@ -116,20 +116,6 @@ class AppConfig:
     def catalogue_path(self) -> Path:
         return self.base_dir / self.core.catalogue
 
-    def plugin_settings(self, name: str, model: type[BaseModel]) -> BaseModel:
-        """Validate plugin ``name``'s table against its settings model."""
-        table = {k: v for k, v in self.plugin_tables.get(name, {}).items() if k != "enabled"}
-        for key in table:
-            if any(word in key.lower() for word in SECRET_WORDS) and not key.endswith("_env"):
-                raise ConfigError(
-                    f"{self.path}: key 'plugins.{name}.{key}': secrets must not be written in the "
-                    f'file; name an environment variable instead, e.g. {key}_env = "MY_VAR"'
-                )
-        try:
-            return model.model_validate(table)
-        except ValidationError as exc:
-            raise ConfigError(_validation_message(self.path, f"plugins.{name}", exc)) from None
-
 
 def resolve_secret(env_name: str, *, setting: str) -> str:
     """The value of the environment variable a ``*_env`` setting names, or a clear error."""
@@ -148,7 +134,7 @@ def load_app_config(path: Path) -> AppConfig:
     try:
         core = CoreSettings.model_validate(raw.get("smallwins", {}))
     except ValidationError as exc:
-        raise ConfigError(_validation_message(path, "smallwins", exc)) from None
+        raise ConfigError(validation_message(path, "smallwins", exc)) from None
     plugins = raw.get("plugins", {})
     if not isinstance(plugins, dict):
         raise ConfigError(f"{path}: key 'plugins': expected a table of [plugins.NAME] tables")
@@ -227,7 +213,7 @@ def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], 
         try:
             entry = AchievementEntry.model_validate(table)
         except ValidationError as exc:
-            raise ConfigError(_validation_message(path, where, exc)) from None
+            raise ConfigError(validation_message(path, where, exc)) from None
         rule = rule_types.get(entry.rule)
         if rule is None:
             known = ", ".join(sorted(rule_types)) or "(none installed)"
@@ -235,7 +221,7 @@ def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], 
         try:
             params = rule.params_model.model_validate(entry.model_extra or {})
         except ValidationError as exc:
-            raise ConfigError(_validation_message(path, where, exc)) from None
+            raise ConfigError(validation_message(path, where, exc)) from None
         achievements[achievement_id] = Achievement(
             id=achievement_id,
             name=entry.name,
@@ -264,7 +250,7 @@ def _parse_leaderboards(tables: Mapping[str, Any], *, path: Path) -> dict[str, L
         try:
             entry = LeaderboardEntry.model_validate(table)
         except ValidationError as exc:
-            raise ConfigError(_validation_message(path, where, exc)) from None
+            raise ConfigError(validation_message(path, where, exc)) from None
         window = Window(entry.start, entry.end) if entry.start and entry.end else None
         boards[board_id] = LeaderboardSpec(id=board_id, name=entry.name, period=entry.period, window=window)
     return boards

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from smallwins.core.events import Event
+
+if TYPE_CHECKING:
+    from smallwins.core.app import App
+    from smallwins.core.cursors import CursorStore
 
 
 class NoSettings(BaseModel):
@@ -24,14 +29,45 @@ class EventSink(Protocol):
 
 
 @dataclass(frozen=True)
+class PluginContext:
+    """What a configured component gets from the core: its settings and where it runs.
+
+    ``config_dir`` is the folder of the plugins.toml in use: relative paths in settings mean
+    paths there, whatever the current folder (use :meth:`path`). ``app`` is the running
+    smallwins (store, engine, catalogue, member snapshots) for components that answer members
+    directly, such as a bot's slash commands.
+    """
+
+    name: str
+    plugin: str
+    settings: BaseModel
+    config_dir: Path
+    app: App
+
+    def path(self, value: str | Path) -> Path:
+        """A path from the settings, resolved against the folder of plugins.toml."""
+        return (self.config_dir / Path(value).expanduser()).resolve()
+
+    @property
+    def cursors(self) -> CursorStore:
+        """This source's persisted cursors (last message id, page token, IMAP UID...)."""
+        from smallwins.core.cursors import CursorStore
+
+        return CursorStore(self.app.store, self.name)
+
+
+@dataclass(frozen=True)
 class SourceSpec:
-    """A source adapter: normalizes platform payloads and may run a capture task."""
+    """A source adapter: normalizes platform payloads and may run a capture task.
+
+    ``capture(context, sink)`` runs until cancelled and hands normalized events to ``sink``.
+    """
 
     name: str
     normalize: Callable[[Mapping[str, Any]], list[Event]]
     event_types: frozenset[str] = frozenset()
     settings_model: type[BaseModel] = NoSettings
-    capture: Callable[[BaseModel, EventSink], Coroutine[Any, Any, None]] | None = None
+    capture: Callable[[PluginContext, EventSink], Coroutine[Any, Any, None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,5 +109,5 @@ class PresenterSpec:
     """A presenter plugin: a settings model and a factory for a configured instance."""
 
     name: str
-    create: Callable[[BaseModel], Presenter]
+    create: Callable[[PluginContext], Presenter]
     settings_model: type[BaseModel] = NoSettings

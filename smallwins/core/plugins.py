@@ -63,6 +63,23 @@ class PluginHost:
     def rule_types(self) -> dict[str, RuleType]:
         return _by_name("rule type", self.manager.hook.smallwins_register_rule_types())
 
+    def components(self) -> dict[str, dict[str, SourceSpec | PresenterSpec]]:
+        """Each registered plugin's configurable components (sources and presenters) by name.
+
+        One plugin (one entry point) may provide several: Discord is a source and a presenter.
+        """
+        result: dict[str, dict[str, SourceSpec | PresenterSpec]] = {}
+        for name, plugin in self.manager.list_name_plugin():
+            if plugin is hookspecs or plugin is None:
+                continue
+            found: dict[str, SourceSpec | PresenterSpec] = {}
+            for hook in ("smallwins_register_sources", "smallwins_register_presenters"):
+                impl = getattr(plugin, hook, None)
+                if impl is not None:
+                    found.update({item.name: item for item in impl() or []})
+            result[name] = found
+        return result
+
     def installed(self) -> list[InstalledPlugin]:
         """Every registered plugin with the distribution that shipped it and what it provides."""
         dists = {id(plugin): dist.metadata["name"] for plugin, dist in self.manager.list_plugin_distinfo()}

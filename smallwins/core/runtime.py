@@ -51,11 +51,9 @@ async def dispatch_forever(app: App, *, interval: float) -> None:
 
 async def run(app: App, *, outbox_interval: float = 2.0) -> None:
     """Run until cancelled (Ctrl-C). A capture task that crashes stops the process loudly."""
-    sources = app.host.sources()
     async with anyio.create_task_group() as group:
-        for name in app.settings:
-            spec = sources.get(name)
-            if spec is not None and spec.capture is not None:
-                log.info("runtime.source_started", source=name)
-                group.start_soon(spec.capture, app.settings[name], make_sink(app, name))
+        for name, spec in app.sources().items():
+            if spec.capture is not None:
+                log.info("runtime.source_started", source=name, plugin=app.components[name].plugin)
+                group.start_soon(spec.capture, app.context(name), make_sink(app, name))
         group.start_soon(lambda: dispatch_forever(app, interval=outbox_interval))

@@ -15,7 +15,7 @@ from pathlib import Path
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from smallwins.core.contract import MemberSnapshot, OutboxChange, Presenter, PresenterSpec
+from smallwins.core.contract import MemberSnapshot, OutboxChange, PluginContext, Presenter, PresenterSpec
 from smallwins.core.hookspecs import hookimpl
 
 log = structlog.get_logger(__name__)
@@ -44,8 +44,8 @@ def write_if_changed(path: Path, text: str) -> bool:
 
 
 class WebWidgetPresenter:
-    def __init__(self, settings: WidgetSettings) -> None:
-        self.root = Path(settings.output_dir)
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     def path_for(self, member_id: int) -> Path:
         return self.root / "members" / f"{member_id}.json"
@@ -60,9 +60,10 @@ class WebWidgetPresenter:
             log.debug("web_widget.written", member=member.member_id, change=change.id)
 
 
-def create(settings: BaseModel) -> Presenter:
-    assert isinstance(settings, WidgetSettings)
-    return WebWidgetPresenter(settings)
+def create(context: PluginContext) -> Presenter:
+    """``output_dir`` is relative to plugins.toml, wherever the command runs from."""
+    assert isinstance(context.settings, WidgetSettings)
+    return WebWidgetPresenter(context.path(context.settings.output_dir))
 
 
 @hookimpl
