@@ -266,7 +266,8 @@ def plugins(config: ConfigOption = Path("plugins.toml")) -> None:
     except ConfigError as exc:
         raise fail(str(exc)) from None
     components = host.components()
-    table = Table(title="Plugins: [plugins.PLUGIN] enables a plugin, [plugins.PLUGIN.COMPONENT] configures one part")
+    title = "Plugins: [plugins.PLUGIN] enables a plugin, [plugins.PLUGIN.COMPONENT] configures one part"
+    table = Table(title=escape(title))
     for column in ("plugin", "component", "distribution", "module", "enabled", "settings"):
         table.add_column(column)
     for plugin in PluginHost().installed():

@@ -76,7 +76,9 @@ def member_card(snapshot: MemberSnapshot) -> Panel:
     for award in snapshot.awards:
         name, tier = escape(award["name"]), escape(award["tier"] or "")
         awards.add_row("🏅", name, tier, award["awarded_at"][:10], award["held_by"])
-    if not snapshot.awards:
+    for revoked in snapshot.revoked:
+        awards.add_row("✖", escape(revoked["name"]), "[red]revoked[/]", revoked["revoked_at"][:10], "by a moderator")
+    if not snapshot.awards and not snapshot.revoked:
         awards.add_row("", "nothing yet", "", "", "")
     parts: list[Any] = [header, awards]
     streaks = [line for item in snapshot.progress if (line := _streak_line(item))]

@@ -70,6 +70,9 @@ def test_moderation_leaderboard_links_and_plugins(workdir: Path) -> None:
 
     revoked = run("revoke", "Ben", "first-words", "--reason", "spam account", "--actor", "mod-ann", cwd=workdir)
     assert "revoked" in revoked.stdout
+    card = run("member", "Ben", cwd=workdir).stdout
+    assert "First Words" in card and "revoked" in card, "a revoked badge is labelled as such"
+    assert "1 of 1" not in card, "and not listed under Next as if unfinished"
     missing_reason = run("grant", "Ben", "pillar", cwd=workdir, check=False)
     assert missing_reason.returncode != 0 and "--reason" in missing_reason.stderr
     unknown = run("grant", "Ben", "pilar", "--reason", "x", cwd=workdir, check=False)

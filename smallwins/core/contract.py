@@ -86,6 +86,8 @@ class MemberSnapshot:
     vouchers: list[dict[str, Any]] = field(default_factory=list)
     timezone: str = "UTC"
     private: bool = False
+    #: Achievements a moderator revoked (id, name, revoked_at): shown as revoked, never as "next".
+    revoked: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

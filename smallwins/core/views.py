@@ -71,11 +71,9 @@ def member_snapshot(
     identities: dict[str, list[str]] = {}
     for found in identities_of(session, member.id):
         identities.setdefault(found.platform, []).append(found.account)
-    held = list(
-        session.scalars(
-            select(Award).where(Award.member_id == member.id, Award.status == "active").order_by(Award.awarded_at)
-        )
-    )
+    rows = list(session.scalars(select(Award).where(Award.member_id == member.id).order_by(Award.awarded_at)))
+    held = [row for row in rows if row.status == "active"]
+    revoked = [row for row in rows if row.status == "revoked"]  # a moderator's "no": shown as such
     shares = rarity(session)
     awards = []
     for row in held:
@@ -99,6 +97,7 @@ def member_snapshot(
         for row in session.scalars(select(RuleState).where(RuleState.member_id == member.id))
     }
     held_ids = {row.achievement_id for row in held}
+    revoked_ids = {row.achievement_id for row in revoked}
     progress = []
     for achievement in catalogue.achievements.values():
         state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
@@ -113,6 +112,7 @@ def member_snapshot(
                 "unit": step.unit,
                 "text": step.text(),
                 "earned": achievement.id in held_ids,
+                "revoked": achievement.id in revoked_ids,
                 "tier": step.tier,
                 "next_tier": step.detail.get("next_tier"),
                 "detail": dict(step.detail),
@@ -145,6 +145,14 @@ def member_snapshot(
         ],
         timezone=str(ctx.timezone),
         private=member.private,
+        revoked=[
+            {
+                "id": row.achievement_id,
+                "name": (a.name if (a := catalogue.achievements.get(row.achievement_id)) else row.achievement_id),
+                "revoked_at": row.updated_at.isoformat(),
+            }
+            for row in revoked
+        ],
     )
 
 
@@ -155,8 +163,8 @@ def next_targets(snapshot: MemberSnapshot) -> list[dict[str, Any]]:
     """
     best: dict[str, dict[str, Any]] = {}
     for item in snapshot.progress:
-        if item["earned"] and not item["next_tier"]:
-            continue
+        if (item["earned"] and not item["next_tier"]) or item.get("revoked"):
+            continue  # done, or revoked by a moderator: not something to work toward
         group = str(item["ladder"] or item["id"])
         current = best.get(group)
         if current is None or item["target"] < current["target"]:
