@@ -31,11 +31,11 @@ def test_presenter_down_loses_nothing(engine: Engine, store: Store, make_event) 
         engine.ingest(make_event(subject=f"u{i % 2}"))  # 2 members: First Words each, Regular for none
     flaky = FlakyPresenter()
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 0}
-    assert pending_count(store, "flaky") == 2
+    assert pending_count(store, "flaky") == 4  # each member joined, each earned First Words
     flaky.down = False
-    assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 2}
+    assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 4}
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 0}
-    assert len(flaky.seen) == 2 and pending_count(store, "flaky") == 0
+    assert len(flaky.seen) == 4 and pending_count(store, "flaky") == 0
     with store.sessions() as session:
         assert session.scalars(select(PresenterCursor.last_outbox_id)).one() == max(flaky.seen)
 
@@ -59,3 +59,25 @@ def test_web_widget_is_idempotent_and_repairs_drift(engine: Engine, store: Store
     path.write_text("{}")  # drift: someone edited the file by hand
     anyio.run(widget.apply, change, snapshot)
     assert json.loads(path.read_text()) == document
+
+
+def test_every_member_gets_a_widget_file_others_can_read(
+    engine: Engine, store: Store, tmp_path: Path, make_event
+) -> None:
+    """A member with nothing earned still has a document (no 404s), written 0644 under umask 022."""
+    import os
+
+    old_umask = os.umask(0o022)
+    try:
+        from smallwins.presenters import web_widget
+
+        widget = web_widget.WebWidgetPresenter(tmp_path)
+        web_widget.FILE_MODE = web_widget._file_mode()
+        member_id = engine.ingest(make_event("reaction.added", subject="lurker")).member_id
+        assert member_id is not None
+        anyio.run(deliver, store, engine.catalogue, {"web_widget": widget})
+        path = widget.path_for(member_id)
+        assert json.loads(path.read_text())["awards"] == []
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old_umask)

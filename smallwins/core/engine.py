@@ -228,7 +228,9 @@ class Engine:
         for event in batch:
             accounts.setdefault(AccountRef(event.source, event.subject), event.data.get("display_name"))
         with self.store.writes.begin() as session:
-            identity.create_missing_members(session, accounts)
+            for member_id in identity.create_missing_members(session, accounts):
+                # presenters render every member, also one with nothing earned yet
+                awards.enqueue(session, member_id=member_id, kind="member.joined", at=self.clock(), payload={})
 
     def _lock_batch_members(self, session: Session, batch: list[Event]) -> None:
         """Lock, in id order, every member the batch will touch (actors, and the authors of what

@@ -85,7 +85,7 @@ def lock_members(session: Session, member_ids: set[int]) -> None:
             lock_member(session, member_id)  # merged: follow to the survivor
 
 
-def create_missing_members(session: Session, accounts: dict[AccountRef, str | None]) -> None:
+def create_missing_members(session: Session, accounts: dict[AccountRef, str | None]) -> list[int]:
     """Create members for the accounts not seen before (``account -> display name``), unlocked.
 
     Run in a short transaction of its own before a batch, so that creating identities never
@@ -98,8 +98,12 @@ def create_missing_members(session: Session, accounts: dict[AccountRef, str | No
         )
     ):
         missing.pop(AccountRef(platform, account), None)
+    created = []
     for ref in sorted(missing, key=str):
-        _lookup_or_create(session, ref, display_name=missing[ref], lock=False)
+        member_id = _create_member(session, ref, display_name=missing[ref])
+        if member_id is not None:
+            created.append(member_id)
+    return created
 
 
 def forget_resolved(session: Session) -> None:
@@ -117,34 +121,39 @@ def resolve_member(session: Session, ref: AccountRef, *, display_name: str | Non
     if ref in resolved:
         return resolved[ref]
     member = _lookup_or_create(session, ref, display_name=display_name)
-    assert member is not None
     resolved[ref] = member
     return member
 
 
-def _lookup_or_create(
-    session: Session, ref: AccountRef, *, display_name: str | None, lock: bool = True
-) -> Member | None:
+def _lookup_or_create(session: Session, ref: AccountRef, *, display_name: str | None) -> Member:
     member_id = session.scalar(
         select(Identity.member_id).where(Identity.platform == ref.platform, Identity.account == ref.account)
     )
     if member_id is None:
-        # Plain INSERTs, no ORM flush: creating a member must not write out the whole batch.
-        member_id = session.execute(
-            insert(Member)
-            .values(display_name=display_name or str(ref), points=0, private=False, created_at=utcnow())
-            .returning(Member.id)
-        ).scalar_one()
-        inserted = insert_ignoring_conflict(
-            session,
-            Identity,
-            {"platform": ref.platform, "account": ref.account, "member_id": member_id, "home_member_id": member_id},
-            ["platform", "account"],
-        )
-        if inserted is None:  # another process created it between our read and write
-            session.execute(delete(Member).where(Member.id == member_id))
-            return _lookup_or_create(session, ref, display_name=display_name, lock=lock)
-    return lock_member(session, member_id) if lock else None
+        member_id = _create_member(session, ref, display_name=display_name)
+        if member_id is None:  # another process created it between our read and write
+            return _lookup_or_create(session, ref, display_name=display_name)
+    return lock_member(session, member_id)
+
+
+def _create_member(session: Session, ref: AccountRef, *, display_name: str | None) -> int | None:
+    """A new member with the account ``ref``; ``None`` if another process created it first."""
+    # Plain INSERTs, no ORM flush: creating a member must not write out the whole batch.
+    member_id = session.execute(
+        insert(Member)
+        .values(display_name=display_name or str(ref), points=0, private=False, created_at=utcnow())
+        .returning(Member.id)
+    ).scalar_one()
+    inserted = insert_ignoring_conflict(
+        session,
+        Identity,
+        {"platform": ref.platform, "account": ref.account, "member_id": member_id, "home_member_id": member_id},
+        ["platform", "account"],
+    )
+    if inserted is None:
+        session.execute(delete(Member).where(Member.id == member_id))
+        return None
+    return int(member_id)
 
 
 def find_identity(session: Session, ref: AccountRef) -> Identity | None:

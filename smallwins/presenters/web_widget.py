@@ -31,6 +31,16 @@ def widget_document(member: MemberSnapshot) -> dict[str, object]:
     return asdict(member)
 
 
+def _file_mode() -> int:
+    """0666 less the process umask: what a plain ``open(path, "w")`` would create."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def write_if_changed(path: Path, text: str) -> bool:
     """Atomically replace ``path`` with ``text`` unless it already holds exactly that."""
     if path.exists() and path.read_text(encoding="utf-8") == text:
@@ -39,6 +49,7 @@ def write_if_changed(path: Path, text: str) -> bool:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; a web server running as another user must read it
     os.replace(tmp, path)
     return True
 
