@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -21,16 +22,50 @@ from rich.table import Table
 from smallwins.adapters.jsonl import read_lines
 from smallwins.core import leaderboards, views
 from smallwins.core.app import App, build_app
-from smallwins.core.config import ConfigError
+from smallwins.core.config import DEFAULT_CONFIG, ConfigError
 from smallwins.core.contract import SourceSpec
 from smallwins.core.engine import IngestReport
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef, IdentityError
-from smallwins.core.logs import configure_logging
+from smallwins.core.logs import LogFormat, configure_logging
 from smallwins.core.plugins import PluginHost
 from smallwins.render import backfill_table, catalogue_table, leaderboard_table, member_card, vouchers_table
 
-app = typer.Typer(
+#: Shared options that may also be written after the command (``smallwins run --log-level INFO``).
+HOISTED = {"--log-level": True, "--log-format": True}
+
+
+def hoist_shared_options(argv: list[str]) -> list[str]:
+    """Move shared options written after the command to the front, where the callback reads them."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in HOISTED:
+            takes_value = "=" not in arg and index + 1 < len(argv)
+            front.extend(argv[index : index + (2 if takes_value else 1)])
+            index += 2 if takes_value else 1
+            continue
+        rest.append(arg)
+        index += 1
+    return front + rest
+
+
+class SmallwinsApp(typer.Typer):
+    """The command line; shared options are accepted before or after the command."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args and "args" not in kwargs:
+            kwargs["args"] = hoist_shared_options(sys.argv[1:])
+        return super().__call__(*args, **kwargs)
+
+
+app = SmallwinsApp(
     help="smallwins: one achievement system across every platform your community uses.", no_args_is_help=True
 )
 link_app = typer.Typer(help="Link one member's accounts on different platforms.", no_args_is_help=True)
@@ -40,13 +75,46 @@ app.add_typer(voucher_app, name="voucher")
 console = Console()
 errors = Console(stderr=True)
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", envvar="SMALLWINS_CONFIG", help="plugins.toml to use")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", envvar="SMALLWINS_CONFIG", help="plugins.toml to use")
+]
 DatabaseOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL; overrides the store in plugins.toml")]
+#: Options every command shares; given before the command (``smallwins -c FILE grant``) they
+#: land here, given after it the command's own option wins.
+SHARED: dict[str, object] = {}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"smallwins {metadata.version('smallwins')}")
+        raise typer.Exit()
 
 
 @app.callback()
-def main(log_level: Annotated[str, typer.Option(help="structlog level")] = "WARNING") -> None:
-    configure_logging(log_level)
+def main(
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING (default), ERROR")] = None,
+    log_format: Annotated[LogFormat, typer.Option(help="console lines, or one JSON object per line")] = "console",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    SHARED.update(config=config, database=database, log_level=log_level, log_format=log_format)
+    configure_logging(log_level or "WARNING", log_format=log_format)
+
+
+def config_path(given: Path | None) -> Path:
+    """The plugins.toml to use: the option (after or before the command), else ./plugins.toml,
+    else the defaults packaged with smallwins (said once, on stderr)."""
+    chosen = given or SHARED.get("config")
+    if isinstance(chosen, Path):
+        return chosen
+    local = Path("plugins.toml")
+    if local.exists():
+        return local
+    errors.print(f"[dim]no plugins.toml here: using the packaged defaults ({escape(str(DEFAULT_CONFIG))})[/]")
+    return DEFAULT_CONFIG
 
 
 def fail(message: str) -> typer.Exit:
@@ -55,10 +123,12 @@ def fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def opened(config: Path, database: str | None) -> Iterator[App]:
+def opened(config: Path | None, database: str | None) -> Iterator[App]:
     """Build the app or exit with the configuration error; always close the store."""
+    shared_database = SHARED.get("database")
+    database = database or (shared_database if isinstance(shared_database, str) else None)
     try:
-        smallwins = build_app(config, database_url=database)
+        smallwins = build_app(config_path(config), database_url=database)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     try:
@@ -138,7 +208,7 @@ def deliver_outbox(smallwins: App) -> dict[str, int]:
 @app.command()
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="normalized events, one JSON per line")],
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Ingest a JSONL file. Bad lines are reported by number; the rest are ingested. Re-runs add nothing."""
@@ -158,7 +228,7 @@ def ingest(
 @app.command("member")
 def member_show(
     member: Annotated[str, typer.Argument(help="member id, PLATFORM:ACCOUNT, or display name")],
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the widget JSON instead")] = False,
 ) -> None:
@@ -181,7 +251,7 @@ def leaderboard(
     period: Annotated[str | None, typer.Option(help="which period, e.g. 2026-W19; default: the current one")] = None,
     history: Annotated[bool, typer.Option("--history", help="list the board's past periods")] = False,
     limit: Annotated[int, typer.Option(min=1, help="rows to show")] = 10,
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """The all-time leaderboard, or a weekly/monthly/season board (members in private mode are left out)."""
@@ -208,7 +278,7 @@ def leaderboard(
 
 
 def _moderate(
-    action: str, member: str, achievement: str, reason: str, actor: str, config: Path, database: str | None
+    action: str, member: str, achievement: str, reason: str, actor: str, config: Path | None, database: str | None
 ) -> None:
     with opened(config, database) as smallwins:
         member_id = member_id_of(smallwins, member)
@@ -225,7 +295,7 @@ def _moderate(
 
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="why; kept in the audit log")]
-ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (moderator name)")]
+ActorOption = Annotated[str, typer.Option("--actor", help="who is acting (moderator name or platform id): audited")]
 
 
 @app.command()
@@ -233,8 +303,8 @@ def grant(
     member: str,
     achievement: str,
     reason: ReasonOption,
-    actor: ActorOption = os.environ.get("USER", "moderator"),
-    config: ConfigOption = Path("plugins.toml"),
+    actor: ActorOption,
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Grant an achievement by hand (audited). A grant is never undone by the rules."""
@@ -246,8 +316,8 @@ def revoke(
     member: str,
     achievement: str,
     reason: ReasonOption,
-    actor: ActorOption = os.environ.get("USER", "moderator"),
-    config: ConfigOption = Path("plugins.toml"),
+    actor: ActorOption,
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Revoke an achievement (audited). The rules will not award it again."""
@@ -255,14 +325,15 @@ def revoke(
 
 
 @app.command()
-def plugins(config: ConfigOption = Path("plugins.toml")) -> None:
+def plugins(config: ConfigOption = None) -> None:
     """What is installed (entry points in the 'smallwins' group) and what plugins.toml enables."""
     from smallwins.core.components import enabled_components
     from smallwins.core.config import load_app_config
 
     host = PluginHost()
     try:
-        enabled = enabled_components(load_app_config(config), host) if config.exists() else {}
+        path = config_path(config)
+        enabled = enabled_components(load_app_config(path), host) if path.exists() else {}
     except ConfigError as exc:
         raise fail(str(exc)) from None
     components = host.components()
@@ -297,7 +368,7 @@ def plugins(config: ConfigOption = Path("plugins.toml")) -> None:
 
 
 @app.command()
-def present(config: ConfigOption = Path("plugins.toml"), database: DatabaseOption = None) -> None:
+def present(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Deliver pending outbox changes to every enabled presenter."""
     with opened(config, database) as smallwins:
         console.print(f"applied: {deliver_outbox(smallwins)}")
@@ -305,14 +376,18 @@ def present(config: ConfigOption = Path("plugins.toml"), database: DatabaseOptio
 
 @app.command()
 def run(
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
     outbox_interval: Annotated[float, typer.Option(min=0.1, help="seconds between outbox deliveries")] = 2.0,
 ) -> None:
     """Run the enabled sources' capture tasks and deliver to presenters until Ctrl-C."""
     from smallwins.core.runtime import run as run_forever
 
-    configure_logging("INFO")
+    log_level, log_format = SHARED.get("log_level"), SHARED.get("log_format")
+    configure_logging(
+        log_level if isinstance(log_level, str) else "INFO",  # a long-running process says what it does
+        log_format="json" if log_format == "json" else "console",
+    )
     with opened(config, database) as smallwins:
         try:
             anyio.run(lambda: run_forever(smallwins, outbox_interval=outbox_interval))
@@ -325,7 +400,7 @@ def profile(
     member: Annotated[str, typer.Argument(help="member id, PLATFORM:ACCOUNT, or display name")],
     timezone: Annotated[str | None, typer.Option(help="IANA zone for streaks, e.g. America/New_York")] = None,
     private: Annotated[bool | None, typer.Option("--private/--public", help="leave public leaderboards")] = None,
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Set a member's time zone (streaks are recounted in it) or leaderboard privacy."""
@@ -344,7 +419,7 @@ def profile(
 
 
 @voucher_app.command("claim")
-def voucher_claim(code: str, config: ConfigOption = Path("plugins.toml"), database: DatabaseOption = None) -> None:
+def voucher_claim(code: str, config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Claim a voucher; refused once claimed or after its claim window."""
     from smallwins.core.vouchers import VoucherError
 
@@ -357,7 +432,7 @@ def voucher_claim(code: str, config: ConfigOption = Path("plugins.toml"), databa
 
 
 @voucher_app.command("stats")
-def voucher_stats(config: ConfigOption = Path("plugins.toml"), database: DatabaseOption = None) -> None:
+def voucher_stats(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Issued, claimed and expired vouchers per achievement, and the claim rate."""
     from smallwins.core.vouchers import claim_stats
 
@@ -369,7 +444,7 @@ def voucher_stats(config: ConfigOption = Path("plugins.toml"), database: Databas
 def backfill(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change; write nothing")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="members per transaction")] = 100,
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Recompute every member's awards from stored history after the catalogue changed.
@@ -395,7 +470,7 @@ def backfill(
 @link_app.command("code")
 def link_code(
     account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT asking for the code")],
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Issue a one-time link code for the member behind ACCOUNT."""
@@ -408,7 +483,7 @@ def link_code(
 def link_redeem(
     code: str,
     account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT presenting the code")],
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Present a link code from another account: the two members become one."""
@@ -424,7 +499,7 @@ def link_redeem(
 @app.command()
 def unlink(
     account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT to detach")],
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Detach an identity (and its history) into a member of its own."""
@@ -443,7 +518,7 @@ def demo(
     members: Annotated[int, typer.Option(min=2)] = 400,
     weeks: Annotated[int, typer.Option(min=1)] = 6,
     seed: int = 7,
-    config: ConfigOption = Path("plugins.toml"),
+    config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
     from smallwins.demo import DEMO_START, LiveClock, generate_community, link_accounts, simulate_voucher_claims

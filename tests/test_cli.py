@@ -75,7 +75,7 @@ def test_moderation_leaderboard_links_and_plugins(workdir: Path) -> None:
     assert "1 of 1" not in card, "and not listed under Next as if unfinished"
     missing_reason = run("grant", "Ben", "pillar", cwd=workdir, check=False)
     assert missing_reason.returncode != 0 and "--reason" in missing_reason.stderr
-    unknown = run("grant", "Ben", "pilar", "--reason", "x", cwd=workdir, check=False)
+    unknown = run("grant", "Ben", "pilar", "--reason", "x", "--actor", "mod-ann", cwd=workdir, check=False)
     assert unknown.returncode == 2 and "no achievement 'pilar'" in unknown.stderr
 
     board = run("leaderboard", cwd=workdir).stdout
@@ -161,3 +161,40 @@ def test_backfill_profile_and_vouchers_from_the_command_line(workdir: Path) -> N
     run("profile", "Ada", "--timezone", "America/New_York", "--private", cwd=workdir)
     assert "America/New_York" in run("member", "Ada", cwd=workdir).stdout
     assert "Ada" not in run("leaderboard", cwd=workdir).stdout
+
+
+def test_shared_options_work_before_or_after_the_command(workdir: Path, tmp_path: Path) -> None:
+    (workdir / "e.jsonl").write_text(json.dumps({**GOOD, "id": "x1"}) + "\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = str(workdir / "plugins.toml")
+    run("-c", config, "ingest", str(workdir / "e.jsonl"), cwd=elsewhere)
+    before = run("-c", config, "--log-level", "INFO", "member", "Ada", cwd=elsewhere)
+    after = run("member", "Ada", "-c", config, "--log-level", "INFO", cwd=elsewhere)
+    assert "Ada" in before.stdout and before.stdout == after.stdout
+    assert not (elsewhere / "smallwins.db").exists(), "the store is the one next to that plugins.toml"
+    logged = run(
+        "grant",
+        "Ada",
+        "pillar",
+        "--reason",
+        "ran the meetup",
+        "--actor",
+        "mod-ann",
+        "--log-level",
+        "DEBUG",
+        "--log-format",
+        "json",
+        cwd=workdir,
+    )
+    lines = [json.loads(line) for line in logged.stderr.splitlines() if line.startswith("{")]
+    assert lines and all("event" in line and "level" in line for line in lines)
+    no_actor = run("revoke", "Ada", "pillar", "--reason", "x", cwd=workdir, check=False)
+    assert no_actor.returncode != 0 and "--actor" in no_actor.stderr
+    assert run("--version", cwd=workdir).stdout.startswith("smallwins ")
+
+
+def test_runs_in_an_empty_folder_with_the_packaged_defaults(tmp_path: Path) -> None:
+    out = run("demo", "--members", "30", "--weeks", "1", cwd=tmp_path)
+    assert "packaged defaults" in out.stderr and "First Words" in out.stdout
+    assert (tmp_path / "smallwins-demo.db").exists()

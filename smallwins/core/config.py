@@ -25,6 +25,11 @@ from smallwins.core.rules import Achievement, Catalogue, LeaderboardSpec, RuleTy
 SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
 
 
+#: The plugins.toml (and, next to it, the launch catalogue) packaged with smallwins: used when
+#: no plugins.toml is found, so an installed smallwins runs in an empty folder.
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "plugins.toml"
+
+
 class ConfigError(ValueError):
     """A configuration file is missing, unreadable or does not say what it must."""
 
@@ -97,7 +102,9 @@ class AppConfig:
 
     @property
     def base_dir(self) -> Path:
-        return self.path.parent
+        """Where relative paths in the file point: next to it, or, for the packaged defaults,
+        the current folder (the database must not land inside the installed package)."""
+        return Path.cwd() if self.path.resolve() == DEFAULT_CONFIG else self.path.parent
 
     @property
     def enabled_plugins(self) -> list[str]:
@@ -114,7 +121,10 @@ class AppConfig:
         return url
 
     def catalogue_path(self) -> Path:
-        return self.base_dir / self.core.catalogue
+        path = self.base_dir / self.core.catalogue
+        if self.path.resolve() == DEFAULT_CONFIG and not path.exists():
+            return DEFAULT_CONFIG.parent / self.core.catalogue
+        return path
 
 
 def resolve_secret(env_name: str, *, setting: str) -> str:
