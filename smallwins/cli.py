@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from smallwins.adapters.jsonl import read_lines
+from smallwins.adapters.jsonl import Normalizer, read_lines
 from smallwins.core import leaderboards, views
 from smallwins.core.app import App, build_app
 from smallwins.core.config import DEFAULT_CONFIG, ConfigError
@@ -174,7 +174,7 @@ def ingest_with_progress(smallwins: App, events: Iterable[Event], description: s
     return report
 
 
-def ingest_file(smallwins: App, file: Path) -> tuple[IngestReport, int]:
+def ingest_file(smallwins: App, file: Path, normalize: Normalizer | None = None) -> tuple[IngestReport, int]:
     """Stream a JSONL file into the engine; bad lines are reported as they are met."""
     report, rejected = IngestReport(), 0
     with file.open("rb") as handle:
@@ -184,9 +184,11 @@ def ingest_file(smallwins: App, file: Path) -> tuple[IngestReport, int]:
 
         def valid_events() -> Iterator[Event]:
             nonlocal rejected
-            for result in read_lines(file):
-                if result.event is not None:
-                    yield result.event
+            for result in read_lines(file, normalize=normalize):
+                if result.error is None:
+                    if not result.events:
+                        bar.advance(task)  # a payload the source turns into nothing (a bot's message)
+                    yield from result.events
                     continue
                 rejected += 1
                 bar.advance(task)
@@ -197,7 +199,7 @@ def ingest_file(smallwins: App, file: Path) -> tuple[IngestReport, int]:
 
         for outcome in smallwins.engine.ingest_many(valid_events()):
             report.add(outcome)
-            bar.advance(task)
+            bar.advance(task)  # approximate when a payload gives several events
     return report, rejected
 
 
@@ -210,10 +212,20 @@ def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="normalized events, one JSON per line")],
     config: ConfigOption = None,
     database: DatabaseOption = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="lines are recorded payloads of this source: pass them through its normalize"),
+    ] = None,
 ) -> None:
     """Ingest a JSONL file. Bad lines are reported by number; the rest are ingested. Re-runs add nothing."""
     with opened(config, database) as smallwins:
-        report, rejected = ingest_file(smallwins, file)
+        normalize = None
+        if source is not None:
+            sources = smallwins.host.sources()
+            if source not in sources:
+                raise fail(f"no installed source named '{source}'; installed: {', '.join(sorted(sources))}")
+            normalize = sources[source].normalize
+        report, rejected = ingest_file(smallwins, file, normalize)
         for warning in report.warnings:
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)

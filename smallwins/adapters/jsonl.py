@@ -6,7 +6,8 @@ from tools smallwins has no adapter for. Its capture task follows a file as it g
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,35 +32,54 @@ class JsonlSettings(BaseModel):
 
 @dataclass(frozen=True)
 class LineResult:
-    """One line of a JSONL file: its event, or why it was refused."""
+    """One line of a JSONL file: its events (a platform payload may give several), or why it
+    was refused."""
 
     line_number: int
-    event: Event | None = None
+    events: tuple[Event, ...] = ()
     error: str | None = None
 
 
-def parse_line(number: int, raw: bytes) -> LineResult | None:
-    """One line's event, or why it was refused (bad UTF-8 included); ``None`` for a blank line."""
+#: Turns one JSON object into events: a normalized event as is, or a source's ``normalize``.
+Normalizer = Callable[[Mapping[str, Any]], list[Event]]
+
+
+def parse_line(number: int, raw: bytes, normalize: Normalizer | None = None) -> LineResult | None:
+    """One line's events, or why it was refused (bad UTF-8 included); ``None`` for a blank line.
+
+    With ``normalize`` (a source's), the line is a recorded platform payload to pass through it.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return LineResult(number, error=f"not valid UTF-8 (byte {exc.start + 1}: {exc.reason})")
     if not text.strip():
         return None
+    if normalize is None:
+        try:
+            return LineResult(number, events=(parse_event(text),))
+        except InvalidEvent as exc:
+            return LineResult(number, error=str(exc))
     try:
-        return LineResult(number, event=parse_event(text))
-    except InvalidEvent as exc:
-        return LineResult(number, error=str(exc))
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LineResult(number, error=f"not valid JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(payload, dict):
+        return LineResult(number, error=f"expected a JSON object, got {type(payload).__name__}")
+    try:
+        return LineResult(number, events=tuple(normalize(payload)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # pydantic's errors are ValueErrors
+        return LineResult(number, error=f"the source could not normalize it: {type(exc).__name__}: {exc}")
 
 
-def read_lines(path: Path, *, start_line: int = 1) -> Iterator[LineResult]:
+def read_lines(path: Path, *, start_line: int = 1, normalize: Normalizer | None = None) -> Iterator[LineResult]:
     """Parse a JSONL file; blank lines are skipped, bad lines (broken JSON, bad UTF-8, an
-    invalid event) reported with their number while the rest go in."""
+    invalid event, a payload the source refuses) reported with their number while the rest go in."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number < start_line:
                 continue
-            result = parse_line(number, raw)
+            result = parse_line(number, raw, normalize)
             if result is not None:
                 yield result
 
@@ -86,14 +106,14 @@ async def follow(context: PluginContext, sink: EventSink) -> None:
                 chunk = handle.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]
             offset += len(complete)
-            events = []
+            events: list[Event] = []
             for raw in complete.splitlines():
                 line_number += 1
                 result = parse_line(line_number, raw)
                 if result is None:
                     continue
-                if result.event is not None:
-                    events.append(result.event)
+                if result.error is None:
+                    events.extend(result.events)
                 else:
                     log.warning("jsonl.bad_line", path=str(path), line=line_number, error=result.error)
             await sink(events)

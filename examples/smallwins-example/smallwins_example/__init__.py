@@ -1,0 +1,1 @@
+"""An example third-party smallwins plugin (see plugin.py and this folder's README)."""
