@@ -10,7 +10,7 @@ import anyio
 import structlog
 
 from smallwins.core.app import App
-from smallwins.core.contract import EventSink
+from smallwins.core.contract import EventSink, PresenterSpec
 from smallwins.core.engine import IngestReport
 from smallwins.core.events import Event
 
@@ -51,6 +51,8 @@ async def dispatch_forever(app: App, *, interval: float) -> None:
 
 async def run(app: App, *, outbox_interval: float = 2.0) -> None:
     """Run until cancelled (Ctrl-C). A capture task that crashes stops the process loudly."""
+    presenters = sorted(name for name, c in app.components.items() if isinstance(c.spec, PresenterSpec))
+    log.info("runtime.started", sources=sorted(app.sources()), presenters=presenters, store=app.store.dialect)
     async with anyio.create_task_group() as group:
         for name, spec in app.sources().items():
             if spec.capture is not None:
