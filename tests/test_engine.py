@@ -68,7 +68,8 @@ def test_moderator_revoke_holds_and_grant_survives_recompute(engine: Engine, sto
         assert session.get(Member, member_id).points == 2 + 100
         actions = [(e.action, e.actor) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
         assert actions == [("award", "smallwins"), ("revoke", "mod-ann"), ("grant", "mod-ann")]
-        assert [o.kind for o in session.scalars(select(OutboxItem).order_by(OutboxItem.id))][:3] == [
+        assert [o.kind for o in session.scalars(select(OutboxItem).order_by(OutboxItem.id))][:4] == [
+            "member.joined",
             "award",
             "revoke",
             "member.updated",
