@@ -575,3 +575,10 @@ def demo(
             if featured is not None:
                 console.print(member_card(smallwins.snapshot(session, featured)))
     console.print(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")
+
+
+# The web adapter's commands (`smallwins links ...`, `smallwins serve`); registered last because
+# they use the helpers above. They import web libraries only when run.
+from smallwins.adapters.web.commands import register as _register_web_commands  # noqa: E402
+
+_register_web_commands(app)

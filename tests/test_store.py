@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+import smallwins.adapters.web.models  # noqa: F401  (a built-in plugin's tables are part of the schema)
 from smallwins.core.engine import Engine
 from smallwins.core.store import AuditEntry, Base, Member, Store, StoredEvent, open_store
 
