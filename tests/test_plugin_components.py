@@ -114,7 +114,8 @@ def test_shared_and_component_settings_reach_each_component(
     assert applied["awards_file"] >= 1
     written = config.parent / "out" / "awards.log"
     assert written.exists() and not (elsewhere / "out").exists(), "paths resolve against plugins.toml"
-    assert json.loads(written.read_text().splitlines()[0]) == ["club.example", "award", "forum:ann"]
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
+    assert lines == [["club.example", "member.joined", "forum:ann"], ["club.example", "award", "forum:ann"]]
 
 
 def test_a_component_can_be_switched_off(extras: None, tmp_path: Path) -> None:

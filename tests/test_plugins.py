@@ -122,5 +122,5 @@ def test_third_party_plugin_is_discovered_and_called(installed_plugin: None, sto
     applied = anyio.run(deliver, store, catalogue, {"recorder": presenter})
     import smallwins_longpost
 
-    assert applied == {"recorder": 1}
-    assert [("award", long.member_id)] == smallwins_longpost.APPLIED
+    assert applied == {"recorder": 2}
+    assert [("member.joined", long.member_id), ("award", long.member_id)] == smallwins_longpost.APPLIED
