@@ -531,6 +531,7 @@ def demo(
     weeks: Annotated[int, typer.Option(min=1)] = 6,
     seed: int = 7,
     config: ConfigOption = None,
+    serve: Annotated[bool, typer.Option("--serve", help="then serve it on the web (see `smallwins serve`)")] = False,
 ) -> None:
     """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
     from smallwins.demo import DEMO_START, LiveClock, generate_community, link_accounts, simulate_voucher_claims
@@ -575,6 +576,10 @@ def demo(
             if featured is not None:
                 console.print(member_card(smallwins.snapshot(session, featured)))
     console.print(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")
+    if serve:
+        from smallwins.adapters.web.commands import serve_demo
+
+        serve_demo(config, f"sqlite:///{db.resolve()}")
 
 
 # The web adapter's commands (`smallwins links ...`, `smallwins serve`); registered last because

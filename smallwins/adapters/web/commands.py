@@ -170,6 +170,29 @@ def serve(
         run_server(smallwins, host=host, port=port, member=member)
 
 
+def serve_demo(config: Path | None, database: str) -> None:
+    """After ``smallwins demo``: a member one click from a badge, their links, then serve."""
+    from smallwins.adapters.web.showcase import prepare
+
+    with opened(config, database) as smallwins:
+        base = web_settings(smallwins).base_url()
+        showcase = prepare(smallwins, base_url=base)
+        if showcase is None:
+            run_server(smallwins, host=None, port=None, member=None)
+            return
+        _, token = member_token(smallwins, str(showcase.member_id))
+        console.print(
+            escape(
+                f"\n{showcase.display_name} (member {showcase.member_id}) is one click away from "
+                f"'{showcase.achievement}'. Open their card, then click their tracked link:"
+            ),
+            highlight=False,
+        )
+        console.print(f"  card:         {base}/m/{token}", highlight=False, soft_wrap=True)
+        console.print(f"  tracked link: {base}/r/{showcase.link_code}?m={token}", highlight=False, soft_wrap=True)
+        run_server(smallwins, host=None, port=None, member=None)
+
+
 def run_server(smallwins: App, *, host: str | None, port: int | None, member: str | None) -> None:
     """Print where to look, then serve (with outbox delivery) until Ctrl-C."""
     from smallwins.adapters.web.capture import WebServer, build_web

@@ -42,7 +42,7 @@ def nav(boards: Sequence[tuple[str, str]]) -> str:
 def member_page(*, name: str, member_id: int, token: str, boards: Sequence[tuple[str, str]]) -> str:
     """A member's own page: their card (with private details), reachable by their personal link."""
     body = (
-        f"<h1>{escape(name)}</h1>"
+        "<h1>Your progress</h1>"
         f'<smallwins-card member="{member_id}" token="{escape(token)}" api="">'
         f'<p class="muted">Your progress card needs JavaScript. '
         f'<a href="/api/members/{member_id}/widget.json?m={escape(token)}">See it as data</a>.</p>'

@@ -47,6 +47,7 @@
     button{font:inherit;font-size:.85rem;margin-top:.5rem;padding:.3rem .8rem;border-radius:6px;border:1px solid #0b57d0;
       background:#fff;color:#0b57d0;cursor:pointer}
     button:focus{outline:3px solid #0b57d0;outline-offset:2px}
+    .fallback{margin:.6rem 0 0}
     .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
   `;
 
@@ -154,8 +155,10 @@
       if (s) {
         const unit = s.unit || "day";
         const plural = (n) => `${n} ${unit}${n === 1 ? "" : "s"}`;
-        let text = `${plural(s.current)} in a row (longest ${s.longest}).`;
-        if (s.left) text += ` ${plural(s.left)} left to keep it going.`;
+        let text = s.current ? `${plural(s.current)} in a row (longest ${s.longest}).`
+          : `No streak running right now (longest ${plural(s.longest)}).`;
+        if (s.left === 1) text += ` Act today to keep it going.`;
+        else if (s.left) text += ` Act within ${plural(s.left)} to keep it going.`;
         parts.push(h("h3", {}, "Streak"), h("p", { class: "streak" }, text));
       }
       const steps = (doc.progress || []).slice(0, 4).map((p) => {
@@ -192,7 +195,7 @@
       this.show(h("section", { class: "card", role: "region", "aria-label": "Community progress" },
         h("p", { class: "notice", role: "status" },
           reason ? `Progress is not available: ${reason}` : "Progress is not available right now. Please try again later."),
-        h("slot", {}), retry));
+        h("div", { class: "fallback" }, h("slot", {})), retry));
     }
   }
 
