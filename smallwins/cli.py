@@ -405,6 +405,13 @@ def run(
             anyio.run(lambda: run_forever(smallwins, outbox_interval=outbox_interval))
         except KeyboardInterrupt:
             console.print("stopped")
+        except ExceptionGroup as group:  # a capture task found its settings unusable (a secret unset)
+            config_errors = [e for e in group.exceptions if isinstance(e, ConfigError)]
+            if not config_errors:
+                raise
+            raise fail(str(config_errors[0])) from None
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
 
 
 @app.command()
