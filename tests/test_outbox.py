@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from smallwins.core.contract import MemberSnapshot, OutboxChange
 from smallwins.core.engine import Engine
-from smallwins.core.outbox import deliver, pending_count
+from smallwins.core.outbox import deliver, delivery_state, pending_count
 from smallwins.core.store import PresenterCursor, Store
 from smallwins.presenters.web_widget import WebWidgetPresenter
 
@@ -32,10 +32,13 @@ def test_presenter_down_loses_nothing(engine: Engine, store: Store, make_event) 
     flaky = FlakyPresenter()
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 0}
     assert pending_count(store, "flaky") == 4  # each member joined, each earned First Words
+    state = delivery_state(store, "flaky")
+    assert str(state["status"]).startswith("failing on change") and "unreachable" in str(state["status"])
     flaky.down = False
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 4}
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 0}
     assert len(flaky.seen) == 4 and pending_count(store, "flaky") == 0
+    assert delivery_state(store, "flaky") == {"pending": 0, "status": "ok"}, "the failure is forgotten once past"
     with store.sessions() as session:
         assert session.scalars(select(PresenterCursor.last_outbox_id)).one() == max(flaky.seen)
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from smallwins.core.contract import MemberSnapshot, OutboxChange, Presenter
 from smallwins.core.rules import Catalogue
-from smallwins.core.store import OutboxItem, PresenterCursor, Store
+from smallwins.core.store import OutboxItem, PresenterCursor, Store, utcnow
 from smallwins.core.views import member_snapshot
 
 log = structlog.get_logger(__name__)
@@ -66,16 +66,38 @@ async def deliver(
                     applied[name] += 1
             except Exception as exc:  # a presenter failing must not lose or skip changes
                 log.warning("outbox.presenter_failed", presenter=name, outbox_id=item.id, error=str(exc))
-                _save_cursor(store, name, delivered_up_to)
+                _save_cursor(store, name, delivered_up_to, failure=(item.id, f"{type(exc).__name__}: {exc}"))
                 break
             _save_cursor(store, name, delivered_up_to)
     return applied
 
 
-def _save_cursor(store: Store, presenter: str, last_id: int) -> None:
+def _save_cursor(store: Store, presenter: str, last_id: int, *, failure: tuple[int, str] | None = None) -> None:
+    """Move the presenter's cursor; remember the change it is stuck on and why, or forget it once past."""
     with store.writes.begin() as session:
         cursor = session.get(PresenterCursor, presenter)
         if cursor is None:
-            session.add(PresenterCursor(presenter=presenter, last_outbox_id=last_id))
+            cursor = PresenterCursor(presenter=presenter, last_outbox_id=last_id)
+            session.add(cursor)
         elif last_id > cursor.last_outbox_id:
             cursor.last_outbox_id = last_id
+        if failure is not None:
+            outbox_id, error = failure
+            if cursor.failing_outbox_id != outbox_id:
+                cursor.failing_since = utcnow()
+            cursor.failing_outbox_id, cursor.last_error = outbox_id, error[:2000]
+        elif cursor.failing_outbox_id is not None and last_id >= cursor.failing_outbox_id:
+            cursor.failing_outbox_id = cursor.last_error = cursor.failing_since = None
+
+
+def delivery_state(store: Store, presenter: str) -> dict[str, object]:
+    """What an operator sees of a presenter: pending changes, and the failure it is stuck on."""
+    with store.sessions() as session:
+        cursor = session.get(PresenterCursor, presenter)
+    state: dict[str, object] = {"pending": pending_count(store, presenter), "status": "ok"}
+    if cursor is not None and cursor.failing_outbox_id is not None and cursor.failing_since is not None:
+        state["status"] = (
+            f"failing on change {cursor.failing_outbox_id} since {cursor.failing_since:%Y-%m-%d %H:%M} UTC: "
+            f"{cursor.last_error}"
+        )
+    return state

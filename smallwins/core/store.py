@@ -277,6 +277,10 @@ class PresenterCursor(Base):
 
     presenter: Mapped[str] = mapped_column(String(80), primary_key=True)
     last_outbox_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: While a presenter fails: the change it is stuck on, why, and since when (cleared once past it).
+    failing_outbox_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 

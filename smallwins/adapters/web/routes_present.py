@@ -219,7 +219,7 @@ def _admin_ok(header: str, token: str) -> bool:
 
 def _admin_data(web: Web) -> dict[str, Any]:
     from smallwins.adapters.web.links import all_links, campaign_counts
-    from smallwins.core.outbox import pending_count
+    from smallwins.core.outbox import delivery_state
     from smallwins.core.store import OutboxItem
 
     store = web.app.store
@@ -249,7 +249,7 @@ def _admin_data(web: Web) -> dict[str, Any]:
             for link in all_links(session)
         ]
     presenters = {
-        name: {"pending": pending_count(store, name), "status": "ok"}
+        name: delivery_state(store, name)
         for name, component in web.app.components.items()
         if _is_presenter(component.spec)
     }
