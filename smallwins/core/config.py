@@ -104,7 +104,7 @@ class AppConfig:
     def base_dir(self) -> Path:
         """Where relative paths in the file point: next to it, or, for the packaged defaults,
         the current folder (the database must not land inside the installed package)."""
-        return Path.cwd() if self.path.resolve() == DEFAULT_CONFIG else self.path.parent
+        return Path.cwd() if self.path.absolute() == DEFAULT_CONFIG else self.path.parent
 
     @property
     def enabled_plugins(self) -> list[str]:
@@ -122,7 +122,7 @@ class AppConfig:
 
     def catalogue_path(self) -> Path:
         path = self.base_dir / self.core.catalogue
-        if self.path.resolve() == DEFAULT_CONFIG and not path.exists():
+        if self.path.absolute() == DEFAULT_CONFIG and not path.exists():
             return DEFAULT_CONFIG.parent / self.core.catalogue
         return path
 
