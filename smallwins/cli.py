@@ -594,3 +594,8 @@ def demo(
 from smallwins.adapters.web.commands import register as _register_web_commands  # noqa: E402
 
 _register_web_commands(app)
+
+# The email plugin's command (`smallwins newsletter`); it imports Jinja2 only when run.
+from smallwins.adapters.email.commands import register as _register_email_commands  # noqa: E402
+
+_register_email_commands(app)
