@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from smallwins.core.store import WRITE_OPTION
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -28,10 +30,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     Several workers may start at once on a fresh database: on PostgreSQL they take turns under
     an advisory lock (the first migrates, the others then find nothing to do). On SQLite the
-    migration's write transaction already takes the database's write lock.
+    migration runs in a writing transaction (BEGIN IMMEDIATE): it takes the file's write lock
+    before it reads the schema version, so the others wait for it (busy timeout) and then read
+    the version it wrote. A deferred BEGIN would let them all read "empty" and collide.
     """
     if engine.dialect.name != "postgresql":
-        command.upgrade(alembic_config(engine), revision)
+        command.upgrade(alembic_config(engine.execution_options(**{WRITE_OPTION: True})), revision)
         return
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
