@@ -128,7 +128,8 @@ def addresses(msg: Message, *names: str) -> list[tuple[str, str]]:
         pairs = getaddresses(values)
     except Exception:
         return []
-    return [(decode_words(display), address.strip()) for display, address in pairs if "@" in address]
+    # an address written as encoded words is not valid, but some libraries send it so: read it anyway
+    return [(decode_words(display), decode_words(address.strip())) for display, address in pairs if "@" in address]
 
 
 def _parts(msg: Message) -> Iterator[Message]:

@@ -47,7 +47,7 @@ AUTOMATED_SENDERS = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|auto-?reply|autoresponder)([+.-].*)?$"
 )
 AUTO_SUBJECT = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|réponse automatique"
+    r"^\s*(auto(matic|matische)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit|réponse automatique"
     r"|respuesta automática|undeliverable|undelivered mail|delivery status notification|returned mail"
     r"|mail delivery (failed|failure)|failure notice|auto:)",
     re.IGNORECASE,
