@@ -175,9 +175,8 @@ Content-Transfer-Encoding: 8bit
 """
     ) + "Спасибо! код QRST-UVWX".encode("koi8-r")
     eight_bit_header = (
-        b"From: Ren\xc3\xa9e <renee@example.fr>\r\nTo: news@club.example\r\nSubject: Caf\xe9\r\nMessage-ID: <8bit@example.fr>\r\nIn-Reply-To: "
-        + ISSUE_ID.encode()
-        + b"\r\n\r\nMerci\r\n"
+        b"From: Ren\xc3\xa9e <renee@example.fr>\r\nTo: news@club.example\r\nSubject: Caf\xe9\r\n"
+        b"Message-ID: <8bit@example.fr>\r\nIn-Reply-To: " + ISSUE_ID.encode() + b"\r\n\r\nMerci\r\n"
     )
     unknown_charset = raw(
         f"""
