@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailserver import PASSWORD, Dovecot, remove, start_dovecot
+from mailserver import PASSWORD, PASSWORD_ENV, Dovecot, remove, start_dovecot
 
 from smallwins.core.app import App, build_app
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "data" / "catalogue.toml"
-PASSWORD_ENV = "SW_TEST_IMAP_PASSWORD"
 _users = itertools.count(1)
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 USER, PASSWORD = "news", "reply-secret"
+#: The variable the tests' plugins.toml names for the IMAP password (password_env).
+PASSWORD_ENV = "SW_TEST_IMAP_PASSWORD"
 #: Users written into the passwd-file at start: Dovecot re-reads it only when its mtime changes,
 #: which a second write within the same second does not do.
 USERS = [USER] + [f"reader{n}" for n in range(1, 201)]

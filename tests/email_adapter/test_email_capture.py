@@ -13,9 +13,8 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from conftest import PASSWORD_ENV
 from imapclient import IMAPClient
-from mailserver import PASSWORD, Dovecot
+from mailserver import PASSWORD, PASSWORD_ENV, Dovecot
 from messages import ISSUE_ID, MALFORMED, NO_FROM, T0, message, raw, with_attachment
 from sqlalchemy import select
 

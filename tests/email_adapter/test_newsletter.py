@@ -16,8 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import PASSWORD_ENV
-from mailserver import PASSWORD, Dovecot
+from mailserver import PASSWORD, PASSWORD_ENV, Dovecot
 from messages import message
 from sqlalchemy import select
 from typer.testing import CliRunner
