@@ -13,7 +13,6 @@ the folder is read again from the start, and Message-IDs keep anything from coun
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,7 +240,3 @@ class Watcher:
 async def capture(context: PluginContext, sink: EventSink) -> None:
     """The source's capture task (``smallwins run``)."""
     await Watcher.from_context(context).run(sink)
-
-
-def environment_has(name: str | None) -> bool:
-    return bool(name and os.environ.get(name))
