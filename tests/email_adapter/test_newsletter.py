@@ -226,6 +226,8 @@ def test_sent_issues_are_replied_to_and_replies_become_awards(
 
     if os.environ.get("SMALLWINS_CHROMIUM") or shutil.which("chromium") or Path("/usr/bin/chromium").exists():
         screenshot(received["ada@example.com"].get_body(("html",)).get_content(), tmp_path)
+    elif os.environ.get("CI"):
+        pytest.fail("Chromium is missing in CI: run the tests through ./scripts/test, which installs it")
 
     # Bob answers the issue from his mail client; smallwins run sees it and awards Pen Pal.
     dovecot.deliver(
