@@ -180,7 +180,7 @@ def ingest_file(smallwins: App, file: Path, normalize: Normalizer | None = None)
     with file.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
     with progress_bar() as bar:
-        task = bar.add_task(f"ingesting {file.name}", total=total)
+        task = bar.add_task(f"ingesting {escape(file.name)}", total=total)  # descriptions are markup
 
         def valid_events() -> Iterator[Event]:
             nonlocal rejected
@@ -276,17 +276,17 @@ def leaderboard(
             known = ", ".join(smallwins.catalogue.leaderboards) or "(none in the catalogue)"
             raise fail(f"no leaderboard '{board}'; known: {known}")
         if history:
-            table = Table(title=f"{spec.name}: periods")
+            table = Table(title=escape(f"{spec.name}: periods"))
             table.add_column("period")
             table.add_column("members who scored", justify="right")
             for key, count in leaderboards.history(session, board):
-                table.add_row(key, str(count))
+                table.add_row(escape(key), str(count))
             console.print(table)
             return
         zone = ZoneInfo(smallwins.config.core.default_timezone)
         key = period or leaderboards.period_key(spec, smallwins.engine.clock(), zone) or "season"
         rows = leaderboards.standings(session, board, key, limit=limit)
-        console.print(leaderboard_table(rows, title=f"{spec.name} ({key})"))
+        console.print(leaderboard_table(rows, title=escape(f"{spec.name} ({key})")))
 
 
 def _moderate(
@@ -301,9 +301,8 @@ def _moderate(
             raise fail(str(exc).strip("\"'")) from None
         deliver_outbox(smallwins)
     verb = "granted" if action == "grant" else "revoked"
-    console.print(
-        f"{achievement} {verb} for member {member_id}" if changed else f"nothing to do: {achievement} already {verb}"
-    )
+    said = f"{achievement} {verb} for member {member_id}" if changed else f"nothing to do: {achievement} already {verb}"
+    console.print(escape(said))
 
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="why; kept in the audit log")]
@@ -548,7 +547,7 @@ def demo(
     community = generate_community(members=members, weeks=weeks, seed=seed)
     console.print(
         f"[bold]smallwins demo[/]: {members} members over {weeks} weeks, "
-        f"{len(community.events)} deliveries ({community.duplicates} of them retried duplicates) into {db}"
+        f"{len(community.events)} deliveries ({community.duplicates} of them retried duplicates) into {escape(str(db))}"
     )
     demo_end = DEMO_START + timedelta(weeks=weeks)
     with opened(config, f"sqlite:///{db.resolve()}") as smallwins:
@@ -575,14 +574,16 @@ def demo(
                 if spec is not None:
                     key = leaderboards.period_key(spec, moment, zone) if moment else "season"
                     rows = leaderboards.standings(session, board_id, key or "season", limit=5)
-                    console.print(leaderboard_table(rows, title=f"{spec.name} ({key})"))
+                    console.print(leaderboard_table(rows, title=escape(f"{spec.name} ({key})")))
             from smallwins.core.vouchers import claim_stats
 
             console.print(vouchers_table(claim_stats(session, now=demo_end)))
             featured = views.most_decorated(session, [str(first) for first, _ in community.links])
             if featured is not None:
                 console.print(member_card(smallwins.snapshot(session, featured)))
-    console.print(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")
+    console.print(
+        escape(f"Explore: smallwins member ID --db sqlite:///{db}   |   smallwins leaderboard --db sqlite:///{db}")
+    )
     if serve:
         from smallwins.adapters.web.commands import serve_demo
 

@@ -46,7 +46,7 @@ def catalogue_table(catalogue: Catalogue, rarity: Mapping[str, float]) -> Table:
         if achievement.voucher_hours:
             extras.append(f"voucher, {achievement.voucher_hours:g} h to claim")
         how = escape(achievement.description) + (f" [dim]({escape('; '.join(extras))})[/]" if extras else "")
-        table.add_row(escape(achievement.name), achievement.rule.name, how, f"{share:.0%} of members")
+        table.add_row(escape(achievement.name), escape(achievement.rule.name), how, f"{share:.0%} of members")
     return table
 
 
@@ -75,7 +75,7 @@ def member_card(snapshot: MemberSnapshot) -> Panel:
     awards = Table(title="Earned", show_header=False, box=None)
     for award in snapshot.awards:
         name, tier = escape(award["name"]), escape(award["tier"] or "")
-        awards.add_row("🏅", name, tier, award["awarded_at"][:10], award["held_by"])
+        awards.add_row("🏅", name, tier, award["awarded_at"][:10], escape(award["held_by"]))
     for revoked in snapshot.revoked:
         awards.add_row("✖", escape(revoked["name"]), "[red]revoked[/]", revoked["revoked_at"][:10], "by a moderator")
     if not snapshot.awards and not snapshot.revoked:
@@ -98,7 +98,7 @@ def member_card(snapshot: MemberSnapshot) -> Panel:
         upcoming.add_row(
             label,
             ProgressBar(total=float(item["target"]), completed=float(item["current"]), width=20),
-            item["text"],
+            escape(item["text"]),
         )
     parts.append(upcoming)
     return Panel(Group(*parts), title="member", expand=False)
@@ -109,7 +109,8 @@ def vouchers_table(stats: Sequence[ClaimStats]) -> Table:
     for column in ("achievement", "issued", "claimed", "expired unclaimed", "claim rate"):
         table.add_column(column, justify="left" if column == "achievement" else "right")
     for row in stats:
-        table.add_row(row.achievement_id, str(row.issued), str(row.claimed), str(row.expired), f"{row.claim_rate:.0%}")
+        counts = (str(row.issued), str(row.claimed), str(row.expired), f"{row.claim_rate:.0%}")
+        table.add_row(escape(row.achievement_id), *counts)
     return table
 
 
@@ -119,11 +120,11 @@ def backfill_table(tally: BackfillTally, *, title: str) -> Group:
     table.add_column("award", justify="right")
     table.add_column("revoke", justify="right")
     for achievement_id in sorted(set(tally.awards) | set(tally.revocations)):
-        table.add_row(achievement_id, str(tally.awards[achievement_id]), str(tally.revocations[achievement_id]))
+        table.add_row(escape(achievement_id), str(tally.awards[achievement_id]), str(tally.revocations[achievement_id]))
     for change, n in sorted(tally.tier_changes.items()):
-        table.add_row(f"tier {change}", str(n), "")
+        table.add_row(escape(f"tier {change}"), str(n), "")
     for achievement_id, n in sorted(tally.redates.items()):
-        table.add_row(f"{achievement_id}: earned at another moment", str(n), "")
+        table.add_row(escape(f"{achievement_id}: earned at another moment"), str(n), "")
     summary = (
         f"{tally.members} members checked, {tally.changed_members} would change"
         if tally.run_id is None
@@ -132,5 +133,5 @@ def backfill_table(tally: BackfillTally, *, title: str) -> Group:
             + (f" (resumed after member {tally.resumed_after_member})" if tally.resumed_after_member else "")
         )
     )
-    examples = "\n".join(f"  {e}" for e in tally.examples) or "  (none)"
+    examples = "\n".join(f"  {escape(e)}" for e in tally.examples) or "  (none)"  # they name members
     return Group(table, summary, "examples:\n" + examples)

@@ -6,7 +6,6 @@ from tools smallwins has no adapter for. Its capture task follows a file as it g
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from smallwins.core.contract import EventSink, PluginContext, SourceSpec
-from smallwins.core.events import Event, InvalidEvent, parse_event
+from smallwins.core.events import Event, InvalidEvent, load_json, parse_event
 from smallwins.core.hookspecs import hookimpl
 
 log = structlog.get_logger(__name__)
@@ -61,14 +60,14 @@ def parse_line(number: int, raw: bytes, normalize: Normalizer | None = None) -> 
         except InvalidEvent as exc:
             return LineResult(number, error=str(exc))
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return LineResult(number, error=f"not valid JSON: {exc.msg} at column {exc.colno}")
+        payload = load_json(text)
+    except InvalidEvent as exc:
+        return LineResult(number, error=str(exc))
     if not isinstance(payload, dict):
         return LineResult(number, error=f"expected a JSON object, got {type(payload).__name__}")
     try:
         return LineResult(number, events=tuple(normalize(payload)))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # pydantic's errors are ValueErrors
+    except Exception as exc:  # one payload a source chokes on (its bug or ours) must not stop the file
         return LineResult(number, error=f"the source could not normalize it: {type(exc).__name__}: {exc}")
 
 
@@ -91,8 +90,9 @@ def normalize(payload: Mapping[str, Any]) -> list[Event]:
 async def follow(context: PluginContext, sink: EventSink) -> None:
     """Ingest lines appended to ``settings.path`` (relative to plugins.toml) until cancelled.
 
-    Reads from a byte offset, only whole lines (a writer may be mid-line); a bad line is logged
-    with its number and skipped.
+    Reads from a byte offset, only whole lines (a writer may be mid-line), split on line feeds alone
+    as ``smallwins ingest`` does so line numbers agree; a bad line (bad UTF-8 included) is logged
+    with its number and reason and skipped.
     """
     settings = context.settings
     assert isinstance(settings, JsonlSettings)
@@ -107,7 +107,7 @@ async def follow(context: PluginContext, sink: EventSink) -> None:
             complete = chunk[: chunk.rfind(b"\n") + 1]
             offset += len(complete)
             events: list[Event] = []
-            for raw in complete.splitlines():
+            for raw in complete.split(b"\n")[:-1]:  # bytes, decoded line by line (bad UTF-8 is one bad line)
                 line_number += 1
                 result = parse_line(line_number, raw)
                 if result is None:

@@ -7,6 +7,7 @@ comment, a newsletter reply or a link click, so that rules never see platform pa
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -27,6 +28,18 @@ MAX_DATA_BYTES = 4096
 #: How far ahead of our clock a sender's clock may run before its events are refused.
 MAX_CLOCK_SKEW = timedelta(days=1)
 
+#: Earlier times are a timestamp of 0 or a date parsed wrongly, not something a member did.
+MIN_EVENT_TIME = datetime(1970, 1, 2, tzinfo=UTC)
+
+#: How deeply ``data`` may nest (objects in lists in objects...).
+MAX_DATA_DEPTH = 32
+
+#: Longest ``data.target`` / ``data.retracts`` (a ``source:id`` key; the store's column width).
+MAX_KEY_LENGTH = 250
+
+#: Longer ``data.display_name`` values are cut to this (the store's column width).
+MAX_DISPLAY_NAME = 200
+
 #: Event types the core itself acts on (sources declare their own on top of these).
 CORE_EVENT_TYPES = frozenset({"link.code_presented", "moderator.approved", "moderator.rejected"})
 
@@ -43,28 +56,39 @@ class InvalidEvent(ValueError):
     """An event that cannot be accepted; the message names each bad field and why."""
 
 
-def unstorable_text(value: Any, path: str = "") -> str | None:
-    """Where ``value`` holds text no database can store (NUL, a lone surrogate), or ``None``.
+def _where(path: str) -> str:
+    return f"{path.lstrip('.')}: " if path else ""
 
-    PostgreSQL refuses both in text and jsonb while SQLite would keep them, so they are refused
-    here: both backends then accept and refuse exactly the same events.
+
+def unstorable_text(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """Where ``value`` holds what no database can store alike, or ``None``.
+
+    PostgreSQL refuses NUL and lone surrogates in text and jsonb, and NaN or infinite numbers
+    in jsonb, while SQLite would keep them; deep nesting is refused before anything recurses
+    into it. Refusing these here makes both backends accept and refuse exactly the same events.
     """
+    if depth > MAX_DATA_DEPTH:
+        return f"{_where(path)}nested deeper than {MAX_DATA_DEPTH} levels"
     if isinstance(value, str):
         if "\x00" in value:
-            return f"{path.lstrip('.') + ': ' if path else ''}contains a NUL character"
+            return f"{_where(path)}contains a NUL character"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return f"{path.lstrip('.') + ': ' if path else ''}contains a lone surrogate (not valid Unicode text)"
+            return f"{_where(path)}contains a lone surrogate (not valid Unicode text)"
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{_where(path)}is {value}, which JSON cannot carry (numbers must be finite)"
     if isinstance(value, dict):
         for key, item in value.items():
-            found = unstorable_text(key, f"{path}.{key!r} (a key)") or unstorable_text(item, f"{path}.{key}")
+            found = unstorable_text(key, f"{path}.{key!r} (a key)", depth + 1) or unstorable_text(
+                item, f"{path}.{key}", depth + 1
+            )
             if found:
                 return found
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = unstorable_text(item, f"{path}[{index}]")
+            found = unstorable_text(item, f"{path}[{index}]", depth + 1)
             if found:
                 return found
     return None
@@ -94,7 +118,12 @@ class Event(BaseModel):
     @field_validator("time")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"is out of range ({value.isoformat()})") from None
+        if value < MIN_EVENT_TIME:
+            raise ValueError(f"is before {MIN_EVENT_TIME.date()} ({value.isoformat()}); a zero or mis-parsed timestamp")
         if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError(f"is in the future ({value.isoformat()}); a sender's clock is wrong")
         return value
@@ -103,7 +132,7 @@ class Event(BaseModel):
     @classmethod
     def _small_data(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
-            size = len(json.dumps(value, separators=(",", ":")).encode())
+            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
         except (TypeError, ValueError) as exc:
             raise ValueError(f"must be JSON-serializable ({exc})") from exc
         if size > MAX_DATA_BYTES:
@@ -112,8 +141,17 @@ class Event(BaseModel):
             named = value.get(field)
             if named is not None and (not isinstance(named, str) or ":" not in named.strip(":")):
                 raise ValueError(f"{field} must name another event as 'source:id', e.g. 'discord:1187'")
+            if isinstance(named, str) and len(named) > MAX_KEY_LENGTH:
+                raise ValueError(
+                    f"{field} is {len(named)} characters; an event's 'source:id' has at most {MAX_KEY_LENGTH}"
+                )
         if not isinstance(value.get("staff", False), bool):
             raise ValueError("staff must be true or false")
+        name = value.get("display_name")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"display_name must be text, not {type(name).__name__}")
+        if name is not None and len(name) > MAX_DISPLAY_NAME:  # a platform's long name is no reason to lose the event
+            value = {**value, "display_name": name[:MAX_DISPLAY_NAME]}
         return value
 
     @property
@@ -151,13 +189,34 @@ def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
     return "; ".join(lines)
 
 
+def _no_constant(name: str) -> Any:
+    raise InvalidEvent(f"not valid JSON: {name} is not a JSON value")
+
+
+def load_json(text: str) -> Any:
+    """One JSON text, strictly (no NaN or Infinity), or :class:`InvalidEvent` saying why not.
+
+    Python's parser fails in ways other than ``JSONDecodeError`` (deep nesting, numbers of
+    thousands of digits); each becomes a reason, never a traceback.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidEvent("not accepted: JSON nested too deeply") from None
+    except InvalidEvent:
+        raise
+    except ValueError as exc:
+        if "digits" in str(exc):  # Python refuses to parse integers of more than 4300 digits
+            raise InvalidEvent("not accepted: a number in it has thousands of digits") from None
+        raise InvalidEvent(f"not accepted: {exc}") from None
+
+
 def parse_event(payload: Mapping[str, Any] | str) -> Event:
     """Validate a mapping (or one JSON text) into an :class:`Event`, or raise :class:`InvalidEvent`."""
     if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise InvalidEvent(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+        payload = load_json(payload)
     if not isinstance(payload, Mapping):
         raise InvalidEvent(f"expected a JSON object, got {type(payload).__name__}")
     try:

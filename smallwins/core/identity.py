@@ -141,7 +141,7 @@ def _create_member(session: Session, ref: AccountRef, *, display_name: str | Non
     # Plain INSERTs, no ORM flush: creating a member must not write out the whole batch.
     member_id = session.execute(
         insert(Member)
-        .values(display_name=display_name or str(ref), points=0, private=False, created_at=utcnow())
+        .values(display_name=(display_name or str(ref))[:200], points=0, private=False, created_at=utcnow())
         .returning(Member.id)
     ).scalar_one()
     inserted = insert_ignoring_conflict(
@@ -269,7 +269,7 @@ def detach_identity(session: Session, identity: Identity) -> Member:
             .values(member_id=home.id)
         )
     else:
-        member = Member(display_name=f"{identity.platform}:{identity.account}", points=0, private=False)
+        member = Member(display_name=f"{identity.platform}:{identity.account}"[:200], points=0, private=False)
         session.add(member)
     session.flush()
     identity.member_id = member.id
