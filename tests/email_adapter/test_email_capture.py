@@ -292,3 +292,22 @@ def _discord_event() -> Event:
     return Event(
         id="d1", source="discord", type="message.posted", subject="d-ada", time=T0, data={"display_name": "Ada"}
     )
+
+
+@SQLITE_ONLY
+def test_a_dropped_connection_is_reopened_and_idle_is_renewed(
+    make_app: Callable[..., App], dovecot: Dovecot, mailbox: str
+) -> None:
+    app = make_app(idle_seconds=1)  # IDLE re-issued every second (servers allow 29 minutes)
+
+    async def scenario(watcher: Watcher) -> None:
+        await until(lambda: watcher.stats.idle_renewals >= 1, timeout=5)  # IDLE renewed without news
+        dovecot.doveadm("kick", mailbox)  # the server drops the session, as servers do
+        dovecot.deliver(message("After Kick <kick@example.com>"), mailbox)
+        await until(lambda: [e.subject for e in events(app)] == ["kick@example.com"], timeout=15)
+
+    with structlog.testing.capture_logs() as logs:
+        watcher = run(app, scenario)
+    lost = [entry for entry in logs if entry["event"] == "email.connection_lost"]
+    assert len(lost) == 1 and lost[0]["retry_in"] == 1.0
+    assert watcher.stats.connections == 2

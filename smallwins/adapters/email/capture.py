@@ -58,7 +58,9 @@ class Stats:
     unreadable: int = 0
     fetched_bytes: int = 0
     rescans: int = 0
+    connections: int = 0
     idle_wakeups: int = 0
+    idle_renewals: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -119,6 +121,7 @@ class Watcher:
             )
             try:
                 selected = await self._thread(mailbox.connect)
+                self.stats.connections += 1
                 log.info(
                     "email.connected",
                     host=self.settings.host,
@@ -151,9 +154,12 @@ class Watcher:
             return
         await self._thread(mailbox.idle_start)
         try:
-            with anyio.move_on_after(self.settings.idle_seconds):
+            with anyio.move_on_after(self.settings.idle_seconds) as renew:
                 while not await self._thread(mailbox.idle_check, IDLE_SLICE_SECONDS):
                     pass
+            if renew.cancelled_caught:
+                self.stats.idle_renewals += 1  # no news: IDLE is ended and issued again
+            else:
                 self.stats.idle_wakeups += 1
         finally:
             with anyio.CancelScope(shield=True):
