@@ -8,6 +8,8 @@ import itertools
 import json
 import math
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -105,8 +107,12 @@ def sized(low: int, high: int, fill: str, prefix: str = "") -> st.SearchStrategy
 
 
 SAFE_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(SAFE_CHAR),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(SAFE_CHAR, max_size=8), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(SAFE_CHAR, max_size=10),  # small enough that a valid event stays under data's 4096 bytes
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(SAFE_CHAR, max_size=6), inner, max_size=3),
     max_leaves=12,
 )
 OFFSET = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
@@ -121,7 +127,9 @@ VALID_EVENT = st.fixed_dictionaries(
         )
         | sized(3, 80, "y", "a."),
         "subject": st.sampled_from(["ann", "bob"]) | SOME_TEXT | sized(300, 320, "u"),
-        "time": st.datetimes(datetime(2025, 1, 1), datetime(2026, 6, 1), timezones=OFFSET).map(datetime.isoformat),
+        "time": st.datetimes(datetime(2024, 1, 1), datetime.now() - timedelta(days=1), timezones=OFFSET).map(
+            datetime.isoformat
+        ),
     },
     optional={
         "proof": st.text(SAFE_CHAR, max_size=30) | sized(1990, 2000, "p"),
@@ -132,7 +140,7 @@ VALID_EVENT = st.fixed_dictionaries(
                 "target": KEYS | sized(240, 250, "t", "discord:"),
                 "retracts": KEYS | sized(240, 250, "r", "discord:"),
                 "staff": st.booleans(),
-                "code": st.text(SAFE_CHAR, max_size=40),
+                "code": st.text(SAFE_CHAR, max_size=20),
                 "extra": SAFE_JSON,
             },
         ),
@@ -417,3 +425,48 @@ def test_following_a_file_reports_bad_bytes_by_line_and_keeps_the_rest(tmp_path:
     bad = {entry["line"]: entry["error"] for entry in logs if entry["event"] == "jsonl.bad_line"}
     assert set(bad) == {2, 3}
     assert "not valid UTF-8" in bad[2] and "contains a NUL" in bad[3]
+
+
+# -- the installed command, end to end ----------------------------------------------------------
+
+
+def test_the_installed_command_on_a_hostile_file(database_url: str, tmp_path: Path) -> None:
+    """A real `smallwins ingest` process: bad lines on stderr by number, exit 1, no traceback,
+    every good line stored; run again, nothing new and the same report."""
+    folder = workdir(tmp_path)
+    lines = [
+        good_line("", 1),
+        b"\xff\xfe\x00garbage",
+        event_line(id="nul", data={"k\x00": 1}),
+        good_line("", 2),
+        event_line(id="big", data={"blob": "a" * 2_000_000}),
+        b"[" * 200_000,
+        event_line(id="nan").replace(b'"time"', b'"data": {"x": NaN}, "time"'),
+        good_line("", 3) + b"\r",  # written on Windows
+        b'{"id": "cut',
+    ]
+    (folder / "hostile.jsonl").write_bytes(b"\n".join(lines))  # and no newline at the end
+    command = [str(Path(sys.executable).parent / "smallwins"), "ingest", "hostile.jsonl", "--db", database_url]
+    for attempt in (1, 2):
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+        reported = {n for n in range(1, len(lines) + 1) if f"hostile.jsonl:{n}:" in done.stderr}
+        assert reported == {2, 3, 5, 6, 7, 9}, done.stderr
+        assert ("3 stored" if attempt == 1 else "3 already known") in done.stdout
+        assert "6 rejected" in done.stdout
+    assert stored_keys(database_url) == {("discord", f"ok{n}") for n in (1, 2, 3)}
+
+
+def test_recorded_payloads_through_a_source_normalize_get_the_same_care(tmp_path: Path) -> None:
+    """`ingest --source NAME`: bad bytes, loose JSON and deep nesting are line reasons there too."""
+    folder = workdir(tmp_path)
+    lines = [good_line("", 1), b"\xc3\x28", b'{"x": Infinity}', b"[" * 50_000, good_line("", 2)]
+    (folder / "payloads.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    config = ["-c", str(folder / "plugins.toml")]
+    result = runner.invoke(app, ["ingest", str(folder / "payloads.jsonl"), "--source", "jsonl", *config])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert "payloads.jsonl:2:" in result.output and "not valid UTF-8" in result.output
+    assert "payloads.jsonl:3:" in result.output and "Infinity is not a JSON value" in result.output
+    assert "payloads.jsonl:4:" in result.output and "nested too deeply" in result.output
+    assert "2 stored" in result.output and "3 rejected" in result.output
