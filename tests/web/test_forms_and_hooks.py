@@ -189,6 +189,8 @@ def test_webhook_bodies_too_large_or_not_json_are_refused(served: Served) -> Non
     too_large = post_hook(served, big)
     assert too_large.status_code == 413 and "at most 8192" in too_large.json()["error"]
     broken = post_hook(served, b'{"events": [')
-    assert broken.status_code == 400 and "not JSON" in broken.json()["error"]
+    assert broken.status_code == 400 and "not valid JSON" in broken.json()["error"]
+    nested = post_hook(served, b"[" * 4000 + b"]" * 4000)
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["error"], "a 400, never a 500"
     empty = post_hook(served, b'{"events": []}')
     assert empty.status_code == 400 and "no events" in empty.json()["error"]

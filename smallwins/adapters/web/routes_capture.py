@@ -6,7 +6,6 @@ what became of them; bad input gets a 4xx that names what is wrong.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,7 +29,7 @@ from smallwins.adapters.web.normalize import (
 )
 from smallwins.adapters.web.settings import origin_of
 from smallwins.adapters.web.tokens import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignatureHeader, verify_body
-from smallwins.core.events import InvalidEvent
+from smallwins.core.events import InvalidEvent, load_json
 
 log = structlog.get_logger(__name__)
 
@@ -177,9 +176,11 @@ def capture_routes(web: Web) -> list[Route]:
             log.warning("web.hook_refused", source=source, reason=str(exc))
             return error(401, str(exc))
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return error(400, f"body is not JSON: {exc}")
+            payload = load_json(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return error(400, f"body is not UTF-8: {exc}")
+        except InvalidEvent as exc:  # broken, too deeply nested, NaN: a 400 naming why, never a 500
+            return error(400, f"body is {exc}")
         try:
             items = hook_items(source, payload, allowed_types=config.event_types, limit=web.settings.max_hook_events)
         except InvalidEvent as exc:
@@ -229,9 +230,9 @@ def _form_values(body: bytes, content_type: str) -> dict[str, list[str]]:
         raise ValueError("body is not UTF-8") from None
     if content_type == "application/json":
         try:
-            raw = json.loads(text or "{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"body is not JSON: {exc.msg}") from None
+            raw = load_json(text or "{}")
+        except InvalidEvent as exc:
+            raise ValueError(f"body is {exc}") from None
         if not isinstance(raw, dict):
             raise ValueError("JSON body must be an object of field: value")
         values: dict[str, list[str]] = {}
