@@ -23,7 +23,7 @@ from smallwins.adapters.jsonl import Normalizer, read_lines
 from smallwins.core import leaderboards, views
 from smallwins.core.app import App, build_app
 from smallwins.core.config import DEFAULT_CONFIG, ConfigError
-from smallwins.core.contract import SourceSpec
+from smallwins.core.contract import PresenterSpec, SourceSpec
 from smallwins.core.engine import IngestReport
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef, IdentityError
@@ -72,6 +72,8 @@ link_app = typer.Typer(help="Link one member's accounts on different platforms."
 app.add_typer(link_app, name="link")
 voucher_app = typer.Typer(help="Vouchers that achievements issue.", no_args_is_help=True)
 app.add_typer(voucher_app, name="voucher")
+outbox_app = typer.Typer(help="What presenters have applied, what failed and why; retry parked changes.")
+app.add_typer(outbox_app, name="outbox")
 console = Console()
 errors = Console(stderr=True)
 
@@ -204,7 +206,15 @@ def ingest_file(smallwins: App, file: Path, normalize: Normalizer | None = None)
 
 
 def deliver_outbox(smallwins: App) -> dict[str, int]:
-    return anyio.run(smallwins.deliver)
+    """Deliver pending changes in a short event loop; presenters' connections close with it."""
+
+    async def deliver_and_close() -> dict[str, int]:
+        try:
+            return await smallwins.deliver()
+        finally:
+            await smallwins.close_presenters()
+
+    return anyio.run(deliver_and_close)
 
 
 @app.command()
@@ -383,6 +393,61 @@ def present(config: ConfigOption = None, database: DatabaseOption = None) -> Non
     """Deliver pending outbox changes to every enabled presenter."""
     with opened(config, database) as smallwins:
         console.print(f"applied: {deliver_outbox(smallwins)}")
+
+
+@outbox_app.callback(invoke_without_command=True)
+def outbox_status(ctx: typer.Context, config: ConfigOption = None, database: DatabaseOption = None) -> None:
+    """Each enabled presenter's pending and parked changes, and the failure it is stuck on."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from smallwins.core import outbox
+
+    with opened(config, database) as smallwins:
+        presenters = sorted(n for n, c in smallwins.components.items() if isinstance(c.spec, PresenterSpec))
+        table = Table(title="Presenters")
+        for column in ("presenter", "pending", "parked", "status"):
+            table.add_column(column)
+        for name in presenters:
+            state = outbox.delivery_state(smallwins.store, name)
+            table.add_row(name, str(state["pending"]), str(state["parked"]), escape(str(state["status"])))
+        console.print(table)
+        parked = outbox.parked_changes(smallwins.store)
+        if parked:
+            rows = Table(title="Parked changes (smallwins outbox retry)")
+            for column in ("change", "presenter", "member", "kind", "attempts", "parked at (UTC)", "reason"):
+                rows.add_column(column)
+            for item in parked:
+                rows.add_row(
+                    str(item.outbox_id),
+                    item.presenter,
+                    str(item.member_id),
+                    item.kind,
+                    str(item.attempts),
+                    f"{item.parked_at:%Y-%m-%d %H:%M}",
+                    escape(item.reason),
+                )
+            console.print(rows)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    change: Annotated[list[int] | None, typer.Argument(help="parked change ids (default: all)")] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Apply parked changes again with each member's current standing (after fixing the cause)."""
+
+    async def retry(smallwins: App) -> tuple[int, int]:
+        try:
+            return await smallwins.retry_parked(set(change) if change else None)
+        finally:
+            await smallwins.close_presenters()
+
+    with opened(config, database) as smallwins:
+        applied, failed = anyio.run(retry, smallwins)
+    console.print(f"{applied} applied, {failed} still failing")
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @app.command()

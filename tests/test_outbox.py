@@ -6,9 +6,9 @@ from pathlib import Path
 import anyio
 from sqlalchemy import select
 
-from smallwins.core.contract import MemberSnapshot, OutboxChange
+from smallwins.core.contract import MemberSnapshot, OutboxChange, PermanentDeliveryError
 from smallwins.core.engine import Engine
-from smallwins.core.outbox import deliver, delivery_state, pending_count
+from smallwins.core.outbox import deliver, delivery_state, parked_changes, pending_count, retry_parked
 from smallwins.core.store import PresenterCursor, Store
 from smallwins.presenters.web_widget import WebWidgetPresenter
 
@@ -38,9 +38,40 @@ def test_presenter_down_loses_nothing(engine: Engine, store: Store, make_event) 
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 4}
     assert anyio.run(deliver, store, engine.catalogue, {"flaky": flaky}) == {"flaky": 0}
     assert len(flaky.seen) == 4 and pending_count(store, "flaky") == 0
-    assert delivery_state(store, "flaky") == {"pending": 0, "status": "ok"}, "the failure is forgotten once past"
+    state = delivery_state(store, "flaky")
+    assert state == {"pending": 0, "parked": 0, "status": "ok"}, "the failure is forgotten once past"
     with store.sessions() as session:
         assert session.scalars(select(PresenterCursor.last_outbox_id)).one() == max(flaky.seen)
+
+
+class PickyPresenter:
+    """Refuses one member for good (like a Discord member above the bot's role): others go through."""
+
+    def __init__(self, refused: int) -> None:
+        self.refused: int | None = refused
+        self.seen: list[int] = []
+
+    async def apply(self, change: OutboxChange, member: MemberSnapshot) -> None:
+        if member.member_id == self.refused:
+            raise PermanentDeliveryError(f"403 Missing Permissions for member {member.member_id}")
+        self.seen.append(change.id)
+
+
+def test_permanent_failure_is_parked_and_does_not_block_others(engine: Engine, store: Store, make_event) -> None:
+    first = engine.ingest(make_event(subject="u0")).member_id
+    second = engine.ingest(make_event(subject="u1")).member_id
+    picky = PickyPresenter(refused=first)
+    assert anyio.run(deliver, store, engine.catalogue, {"picky": picky}) == {"picky": 2}, "u1's two changes"
+    assert pending_count(store, "picky") == 0, "the cursor moved past the refused changes"
+    parked = parked_changes(store, "picky")
+    assert [p.member_id for p in parked] == [first, first] and "Missing Permissions" in parked[0].reason
+    assert delivery_state(store, "picky")["parked"] == 2
+    assert anyio.run(retry_parked, store, engine.catalogue, {"picky": picky}) == (0, 2)
+    assert parked_changes(store, "picky")[0].attempts == 2, "a failed retry is counted"
+    picky.refused = None  # the operator fixed the permission
+    assert anyio.run(retry_parked, store, engine.catalogue, {"picky": picky}) == (2, 0)
+    assert parked_changes(store) == [] and len(picky.seen) == 4
+    assert second != first
 
 
 def test_web_widget_is_idempotent_and_repairs_drift(engine: Engine, store: Store, tmp_path: Path, make_event) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +27,8 @@ class App:
     store: Store
     engine: Engine
     components: dict[str, ComponentConfig]
+    #: Presenter instances, made once: a presenter may hold a connection (a bot's HTTP session).
+    _presenters: dict[str, Presenter] | None = field(default=None, init=False, repr=False)
 
     def context(self, name: str) -> PluginContext:
         """The context an enabled component (source or presenter) runs with."""
@@ -45,12 +47,14 @@ class App:
         return {name: component.settings for name, component in self.components.items()}
 
     def presenters(self) -> dict[str, Presenter]:
-        """Instances of the enabled presenters, configured from ``plugins.toml``."""
-        return {
-            name: component.spec.create(self.context(name))
-            for name, component in self.components.items()
-            if isinstance(component.spec, PresenterSpec)
-        }
+        """Instances of the enabled presenters, configured from ``plugins.toml`` (made once)."""
+        if self._presenters is None:
+            self._presenters = {
+                name: component.spec.create(self.context(name))
+                for name, component in self.components.items()
+                if isinstance(component.spec, PresenterSpec)
+            }
+        return self._presenters
 
     def sources(self) -> dict[str, SourceSpec]:
         """The enabled sources, by name."""
@@ -72,6 +76,24 @@ class App:
         return await outbox.deliver(
             self.store, self.catalogue, self.presenters(), default_timezone=self.config.core.default_timezone
         )
+
+    async def retry_parked(self, outbox_ids: set[int] | None = None) -> tuple[int, int]:
+        """Apply parked changes again; (applied, still parked)."""
+        return await outbox.retry_parked(
+            self.store,
+            self.catalogue,
+            self.presenters(),
+            outbox_ids=outbox_ids,
+            default_timezone=self.config.core.default_timezone,
+        )
+
+    async def close_presenters(self) -> None:
+        """Let presenters that hold a connection close it (those with an ``aclose`` method)."""
+        for presenter in (self._presenters or {}).values():
+            closer = getattr(presenter, "aclose", None)
+            if closer is not None:
+                await closer()
+        self._presenters = None
 
     def close(self) -> None:
         self.store.close()

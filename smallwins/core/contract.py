@@ -100,6 +100,15 @@ class OutboxChange:
     payload: dict[str, Any]
 
 
+class PermanentDeliveryError(Exception):
+    """Raised by a presenter for a change that retrying cannot fix (no permission, member left).
+
+    The change is parked with this message as its reason and delivery goes on with the next
+    change; any other exception is taken as transient: the presenter stops there and the same
+    change is tried again on the next delivery.
+    """
+
+
 class Presenter(Protocol):
     """A configured presenter instance; ``apply`` must be idempotent and repair drift."""
 

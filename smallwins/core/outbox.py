@@ -2,7 +2,10 @@
 
 A presenter's cursor moves only after it applied a change, so a presenter that is down (or
 raises) gets the same change again on the next run: nothing is lost, and because presenters
-are idempotent, nothing is applied twice in effect.
+are idempotent, nothing is applied twice in effect. A change the presenter declares it can
+never apply (:class:`PermanentDeliveryError`) is parked with its reason and the cursor moves
+on, so one member's broken change does not hold back the others; parked changes are listed by
+``smallwins outbox`` and applied again by ``smallwins outbox retry``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from collections.abc import Mapping
 import structlog
 from sqlalchemy import func, select
 
-from smallwins.core.contract import MemberSnapshot, OutboxChange, Presenter
+from smallwins.core.contract import MemberSnapshot, OutboxChange, PermanentDeliveryError, Presenter
 from smallwins.core.rules import Catalogue
-from smallwins.core.store import OutboxItem, PresenterCursor, Store, utcnow
+from smallwins.core.store import OutboxItem, ParkedChange, PresenterCursor, Store, utcnow
 from smallwins.core.views import member_snapshot
 
 log = structlog.get_logger(__name__)
@@ -61,15 +64,88 @@ async def deliver(
                             )
                     snapshot = snapshots[item.member_id]
                     change = OutboxChange(id=item.id, member_id=item.member_id, kind=item.kind, payload=item.payload)
-                    await presenter.apply(change, snapshot)
+                    try:
+                        await presenter.apply(change, snapshot)
+                        applied[name] += 1
+                    except PermanentDeliveryError as exc:
+                        park(store, name, change, str(exc))
                     delivered_up_to = item.id
-                    applied[name] += 1
             except Exception as exc:  # a presenter failing must not lose or skip changes
                 log.warning("outbox.presenter_failed", presenter=name, outbox_id=item.id, error=str(exc))
                 _save_cursor(store, name, delivered_up_to, failure=(item.id, f"{type(exc).__name__}: {exc}"))
                 break
             _save_cursor(store, name, delivered_up_to)
     return applied
+
+
+def park(store: Store, presenter: str, change: OutboxChange, reason: str) -> None:
+    """Set a change aside for ``presenter`` with the reason it cannot be applied."""
+    log.warning(
+        "outbox.change_parked", presenter=presenter, outbox_id=change.id, member_id=change.member_id, reason=reason
+    )
+    with store.writes.begin() as session:
+        parked = session.get(ParkedChange, (presenter, change.id))
+        if parked is None:
+            session.add(
+                ParkedChange(
+                    presenter=presenter,
+                    outbox_id=change.id,
+                    member_id=change.member_id,
+                    kind=change.kind,
+                    reason=reason[:2000],
+                    attempts=1,
+                    parked_at=utcnow(),
+                )
+            )
+        else:
+            parked.reason, parked.attempts, parked.parked_at = reason[:2000], parked.attempts + 1, utcnow()
+
+
+def parked_changes(store: Store, presenter: str | None = None) -> list[ParkedChange]:
+    """Parked changes, oldest first (of one presenter, or of all)."""
+    with store.sessions() as session:
+        query = select(ParkedChange).order_by(ParkedChange.parked_at, ParkedChange.outbox_id)
+        if presenter is not None:
+            query = query.where(ParkedChange.presenter == presenter)
+        return list(session.scalars(query))
+
+
+async def retry_parked(
+    store: Store,
+    catalogue: Catalogue,
+    presenters: Mapping[str, Presenter],
+    *,
+    outbox_ids: set[int] | None = None,
+    default_timezone: str = "UTC",
+) -> tuple[int, int]:
+    """Apply parked changes again with the member's current standing; (applied, still parked).
+
+    A change applied now leaves the parked list; one that fails again stays, with the new reason.
+    Parked changes of presenters that are not enabled are left alone.
+    """
+    done = failed = 0
+    for parked in parked_changes(store):
+        presenter = presenters.get(parked.presenter)
+        if presenter is None or (outbox_ids is not None and parked.outbox_id not in outbox_ids):
+            continue
+        with store.sessions() as session:
+            item = session.get(OutboxItem, parked.outbox_id)
+            snapshot = member_snapshot(session, catalogue, parked.member_id, default_timezone=default_timezone)
+        payload = item.payload if item is not None else {}
+        change = OutboxChange(id=parked.outbox_id, member_id=parked.member_id, kind=parked.kind, payload=payload)
+        try:
+            await presenter.apply(change, snapshot)
+        except Exception as exc:  # permanent or not, it stays parked with the newest reason
+            park(store, parked.presenter, change, f"{type(exc).__name__}: {exc}")
+            failed += 1
+            continue
+        with store.writes.begin() as session:
+            row = session.get(ParkedChange, (parked.presenter, parked.outbox_id))
+            if row is not None:
+                session.delete(row)
+        log.info("outbox.parked_change_applied", presenter=parked.presenter, outbox_id=parked.outbox_id)
+        done += 1
+    return done, failed
 
 
 def _save_cursor(store: Store, presenter: str, last_id: int, *, failure: tuple[int, str] | None = None) -> None:
@@ -94,7 +170,11 @@ def delivery_state(store: Store, presenter: str) -> dict[str, object]:
     """What an operator sees of a presenter: pending changes, and the failure it is stuck on."""
     with store.sessions() as session:
         cursor = session.get(PresenterCursor, presenter)
-    state: dict[str, object] = {"pending": pending_count(store, presenter), "status": "ok"}
+    with store.sessions() as session:
+        parked = session.scalar(
+            select(func.count()).select_from(ParkedChange).where(ParkedChange.presenter == presenter)
+        )
+    state: dict[str, object] = {"pending": pending_count(store, presenter), "parked": parked or 0, "status": "ok"}
     if cursor is not None and cursor.failing_outbox_id is not None and cursor.failing_since is not None:
         state["status"] = (
             f"failing on change {cursor.failing_outbox_id} since {cursor.failing_since:%Y-%m-%d %H:%M} UTC: "

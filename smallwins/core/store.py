@@ -284,6 +284,24 @@ class PresenterCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 
+class ParkedChange(Base):
+    """A change a presenter could never apply (missing permission, member gone): set aside with why.
+
+    Parking lets the presenter's cursor move on, so one member's permanent failure does not hold
+    back everyone else's changes; ``smallwins outbox retry`` applies it again once fixed.
+    """
+
+    __tablename__ = "outbox_parked"
+
+    presenter: Mapped[str] = mapped_column(String(80), primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    parked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, decide when a transaction begins (savepoints work), wait
     # for a writer in another process instead of failing, and keep foreign keys honest.
