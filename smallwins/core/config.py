@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from smallwins.core.rules import Achievement, Catalogue, LeaderboardSpec, RuleType, Window
+from smallwins.core.rules import Achievement, Catalogue, Experiment, LeaderboardSpec, RuleType, Window
 
 #: Setting names that look like a secret written in the clear.
 SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
@@ -171,6 +171,13 @@ class AchievementEntry(BaseModel):
     available_until: AwareDatetime | None = Field(default=None, description="season end (exclusive)")
     voucher_claim_hours: float | None = Field(default=None, gt=0, le=24 * 365, description="issue a voucher")
     grants_role: str | None = Field(default=None, max_length=60, description="capability label, e.g. mentor")
+    holdout: float = Field(
+        default=0, ge=0, le=0.5, description="share of members who are not shown it (computed all the same)"
+    )
+    expected_lift: float | None = Field(
+        default=None, gt=0, lt=1, description="the lift in the return rate the holdout should detect (0.05 = 5 points)"
+    )
+    launched_at: AwareDatetime | None = Field(default=None, description="launch date, for before/after cohorts")
 
     @model_validator(mode="after")
     def _window_is_complete(self) -> AchievementEntry:
@@ -184,6 +191,17 @@ class AchievementEntry(BaseModel):
         if self.available_from is None or self.available_until is None:
             return None
         return Window(self.available_from.astimezone(UTC), self.available_until.astimezone(UTC))
+
+
+class ExperimentEntry(BaseModel):
+    """The ``[experiment]`` table: how holdouts are drawn (``salt``) and judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    salt: str = Field(min_length=1, max_length=200, description="seeds who is held out; change it to redraw")
+    window_days: int = Field(default=7, ge=1, le=90, description="outcome: returned within this many days")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    power: float = Field(default=0.8, gt=0.5, lt=1)
 
 
 class LeaderboardEntry(BaseModel):
@@ -203,10 +221,11 @@ class LeaderboardEntry(BaseModel):
 
 def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], *, path: Path) -> Catalogue:
     """Validate a catalogue document against the installed rule types."""
-    unknown = sorted(set(raw) - {"points", "achievements", "leaderboards"})
+    unknown = sorted(set(raw) - {"points", "achievements", "leaderboards", "experiment"})
     if unknown:
         raise ConfigError(
-            f"{path}: key '{unknown[0]}': unknown table; expected [points], [achievements.ID], [leaderboards.ID]"
+            f"{path}: key '{unknown[0]}': unknown table; expected [points], [achievements.ID], [leaderboards.ID],"
+            " [experiment]"
         )
     points = raw.get("points", {})
     for event_type, value in points.items():
@@ -244,11 +263,15 @@ def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], 
             window=entry.window(),
             voucher_hours=entry.voucher_claim_hours,
             role=entry.grants_role,
+            holdout=entry.holdout,
+            expected_lift=entry.expected_lift,
+            launched_at=entry.launched_at.astimezone(UTC) if entry.launched_at else None,
         )
     return Catalogue(
         achievements=achievements,
         event_points=dict(points),
         leaderboards=_parse_leaderboards(raw.get("leaderboards", {}), path=path),
+        experiment=_parse_experiment(raw.get("experiment"), achievements, path=path),
         fingerprint=hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:16],
     )
 
@@ -264,6 +287,25 @@ def _parse_leaderboards(tables: Mapping[str, Any], *, path: Path) -> dict[str, L
         window = Window(entry.start, entry.end) if entry.start and entry.end else None
         boards[board_id] = LeaderboardSpec(id=board_id, name=entry.name, period=entry.period, window=window)
     return boards
+
+
+def _parse_experiment(table: Any, achievements: Mapping[str, Achievement], *, path: Path) -> Experiment:
+    """The ``[experiment]`` table; required (for its salt) once any achievement has a holdout."""
+    held = sorted(a.id for a in achievements.values() if a.holdout > 0)
+    if table is None:
+        if held:
+            raise ConfigError(
+                f"{path}: key 'experiment.salt': required because achievements.{held[0]} has a holdout"
+                ' (add [experiment] salt = "any text"; changing it redraws who is held out)'
+            )
+        return Experiment()
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: key 'experiment': expected a table")
+    try:
+        entry = ExperimentEntry.model_validate(table)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, "experiment", exc)) from None
+    return Experiment(salt=entry.salt, window_days=entry.window_days, confidence=entry.confidence, power=entry.power)
 
 
 def load_catalogue(path: Path, rule_types: Mapping[str, RuleType]) -> Catalogue:

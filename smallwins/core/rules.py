@@ -123,6 +123,12 @@ class Achievement:
     window: Window | None = None
     voucher_hours: float | None = None
     role: str | None = None
+    #: Share of members held out of seeing it (an experiment; see ``smallwins.core.holdout``).
+    holdout: float = 0.0
+    #: The lift in the return rate the holdout experiment is sized to detect (absolute, 0..1).
+    expected_lift: float | None = None
+    #: When it was launched, for the report's before/after comparison.
+    launched_at: datetime | None = None
 
     @property
     def triggers(self) -> frozenset[str]:
@@ -148,6 +154,20 @@ class LeaderboardSpec:
     window: Window | None = None
 
 
+@dataclass(frozen=True)
+class Experiment:
+    """How holdout experiments are drawn and judged (the catalogue's ``[experiment]`` table).
+
+    ``salt`` seeds who is held out; ``window_days`` is the outcome window (returned within that
+    many days after earning); ``confidence`` and ``power`` size the intervals and sample sizes.
+    """
+
+    salt: str = ""
+    window_days: int = 7
+    confidence: float = 0.95
+    power: float = 0.8
+
+
 @dataclass
 class Catalogue:
     """All achievements, the points each event type is worth, leaderboards, trigger indexes."""
@@ -156,6 +176,7 @@ class Catalogue:
     event_points: dict[str, int] = field(default_factory=dict)
     leaderboards: dict[str, LeaderboardSpec] = field(default_factory=dict)
     fingerprint: str = ""
+    experiment: Experiment = field(default_factory=Experiment)
     by_trigger: dict[str, list[Achievement]] = field(init=False)
     by_target_trigger: dict[str, list[Achievement]] = field(init=False)
 

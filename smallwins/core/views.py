@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.contract import MemberSnapshot
+from smallwins.core.holdout import hidden_from
 from smallwins.core.identity import identities_of
 from smallwins.core.leaderboards import rank_of
 from smallwins.core.rules import Catalogue, RuleContext
@@ -61,17 +62,26 @@ def member_snapshot(
     now: datetime | None = None,
 ) -> MemberSnapshot:
     """Everything shown about one member: identities, points, rank, awards (with tier, rarity,
-    role), vouchers, and progress on every achievement (streak details, next tier)."""
+    role), vouchers, and progress on every achievement (streak details, next tier).
+
+    Achievements the member is held out of (a holdout experiment) are left out entirely: every
+    presenter reads members through here, so none can show them.
+    """
     member = session.get(Member, member_id)
     if member is None:
         raise MemberNotFound(f"no member {member_id}")
+    hidden = hidden_from(catalogue, member.id)
     ctx = RuleContext(
         member_id=member.id, timezone=ZoneInfo(member.timezone or default_timezone), now=now or datetime.now(UTC)
     )
     identities: dict[str, list[str]] = {}
     for found in identities_of(session, member.id):
         identities.setdefault(found.platform, []).append(found.account)
-    rows = list(session.scalars(select(Award).where(Award.member_id == member.id).order_by(Award.awarded_at)))
+    rows = [
+        row
+        for row in session.scalars(select(Award).where(Award.member_id == member.id).order_by(Award.awarded_at))
+        if row.achievement_id not in hidden
+    ]
     held = [row for row in rows if row.status == "active"]
     revoked = [row for row in rows if row.status == "revoked"]  # a moderator's "no": shown as such
     shares = rarity(session)
@@ -100,6 +110,8 @@ def member_snapshot(
     revoked_ids = {row.achievement_id for row in revoked}
     progress = []
     for achievement in catalogue.achievements.values():
+        if achievement.id in hidden:
+            continue
         state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
         step = achievement.rule.progress(achievement.params, state, ctx)
         progress.append(
@@ -142,6 +154,7 @@ def member_snapshot(
                 "status": "claimed" if v.claimed_at else ("expired" if ctx.now and ctx.now >= v.expires_at else "open"),
             }
             for v in voucher_rows
+            if v.achievement_id not in hidden
         ],
         timezone=str(ctx.timezone),
         private=member.private,

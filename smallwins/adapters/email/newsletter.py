@@ -25,6 +25,7 @@ from smallwins.core import views
 from smallwins.core.app import App
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.cursors import CursorStore
+from smallwins.core.holdout import held_out
 from smallwins.core.store import Award, Identity, Member, PeriodPoints, StoredEvent
 
 PRESENTER = "newsletter"
@@ -225,6 +226,8 @@ def new_badges(
     shares = views.rarity(session)
     found = []
     for award, name in session.execute(query):
+        if held_out(app.catalogue, award.achievement_id, award.member_id):
+            continue  # a holdout experiment: the badge is computed but never shown to anyone
         achievement = app.catalogue.achievements.get(award.achievement_id)
         found.append(
             BadgeEarned(

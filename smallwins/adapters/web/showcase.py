@@ -17,6 +17,7 @@ from smallwins.adapters.web.links import create_link
 from smallwins.adapters.web.normalize import SOURCE
 from smallwins.core.app import App
 from smallwins.core.events import Event
+from smallwins.core.holdout import held_out
 from smallwins.core.rules import RuleContext
 from smallwins.core.store import Award, Member, RuleState
 
@@ -53,7 +54,9 @@ def one_click_away(app: App, *, now: datetime, candidates: int = 500) -> tuple[i
             ctx = RuleContext(member_id=member_id, timezone=ZoneInfo(timezone) if timezone else zone, now=now)
             click = Event(id="showcase", source=SOURCE, type=CLICK, subject=f"m{member_id}", time=now)
             for achievement in reachable:
-                if achievement.id in held or not achievement.accepts(click):
+                if achievement.id in held or held_out(app.catalogue, achievement.id, member_id):
+                    continue  # already held, or a badge this member is not shown (holdout)
+                if not achievement.accepts(click):
                     continue
                 state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
                 after = achievement.rule.apply(achievement.params, state, click, ctx)
