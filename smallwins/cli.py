@@ -665,3 +665,9 @@ _register_web_commands(app)
 from smallwins.adapters.email.commands import register as _register_email_commands  # noqa: E402
 
 _register_email_commands(app)
+
+# The YouTube plugin's commands (`smallwins youtube status|backfill`); Google's client is imported
+# only by backfill.
+from smallwins.adapters.youtube.commands import register as _register_youtube_commands  # noqa: E402
+
+_register_youtube_commands(app)
