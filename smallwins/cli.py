@@ -671,3 +671,8 @@ _register_email_commands(app)
 from smallwins.adapters.youtube.commands import register as _register_youtube_commands  # noqa: E402
 
 _register_youtube_commands(app)
+
+# The measurement report (`smallwins report`); matplotlib is imported only for --html.
+from smallwins.measure.commands import register as _register_report_commands  # noqa: E402
+
+_register_report_commands(app)
