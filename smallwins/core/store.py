@@ -141,6 +141,9 @@ class StoredEvent(Base):
         UniqueConstraint("source", "event_id", name="uq_event_source_id"),
         Index("ix_events_member_time", "member_id", "time"),
         Index("ix_events_source_subject", "source", "subject"),
+        # Finding the event a platform object earned (a deleted Discord message) by its URL; a
+        # hash index on PostgreSQL, whose btree refuses keys over ~2.7 kB.
+        Index("ix_events_proof", "proof", postgresql_using="hash"),
     )
 
     @property

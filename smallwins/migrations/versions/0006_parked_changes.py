@@ -1,4 +1,4 @@
-"""outbox changes a presenter could never apply, parked with the reason
+"""outbox changes a presenter could never apply, parked with the reason; events found by proof
 
 Revision ID: 0006
 Revises: 0005
@@ -29,8 +29,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("presenter", "outbox_id"),
     )
     op.create_index("ix_outbox_parked_member_id", "outbox_parked", ["member_id"])
+    op.create_index("ix_events_proof", "events", ["proof"], postgresql_using="hash")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_proof", table_name="events")
     op.drop_index("ix_outbox_parked_member_id", table_name="outbox_parked")
     op.drop_table("outbox_parked")
