@@ -605,7 +605,14 @@ def demo(
     serve: Annotated[bool, typer.Option("--serve", help="then serve it on the web (see `smallwins serve`)")] = False,
 ) -> None:
     """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
-    from smallwins.demo import DEMO_START, LiveClock, generate_community, link_accounts, simulate_voucher_claims
+    from smallwins.demo import (
+        DEMO_START,
+        LiveClock,
+        generate_community,
+        link_accounts,
+        seed_badge_effect,
+        simulate_voucher_claims,
+    )
 
     for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         leftover.unlink(missing_ok=True)
@@ -618,6 +625,17 @@ def demo(
     with opened(config, f"sqlite:///{db.resolve()}") as smallwins:
         live = LiveClock(DEMO_START)  # delivered as it happens: vouchers open when awards are made
         smallwins.engine.clock = live
+        # Members respond to a badge they see; the catalogue's holdout hides it from some (README "Measurement").
+        effect = seed_badge_effect(smallwins.engine, smallwins.catalogue, community, end=demo_end, seed=seed)
+        if effect is not None:
+            console.print(
+                escape(
+                    f"Seeded effect: an earner of {effect.achievement_id} who sees it and would not have come back "
+                    f"within {effect.window_days} days comes back with probability {effect.boost:.0%}; true lift "
+                    f"in this community {effect.true_lift:+.1%} over {effect.earners} earners "
+                    f"({effect.return_visits} return visits added). `smallwins report` should recover it."
+                )
+            )
         report = ingest_with_progress(
             smallwins, live.follow(community.events), "ingesting community history", total=len(community.events)
         )

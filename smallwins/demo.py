@@ -15,10 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from smallwins.core import awards, identity
 from smallwins.core.engine import Engine
 from smallwins.core.events import Event
+from smallwins.core.holdout import held_out
 from smallwins.core.identity import AccountRef
-from smallwins.core.store import Voucher
+from smallwins.core.rules import Catalogue
+from smallwins.core.store import Identity, Voucher
 from smallwins.core.vouchers import VoucherError
 
 FIRST_NAMES = [
@@ -262,3 +265,105 @@ def simulate_voucher_claims(engine: Engine, *, seed: int) -> int:
     finally:
         engine.clock = real_clock
     return claimed
+
+
+@dataclass(frozen=True)
+class BadgeEffect:
+    """What the demo seeded and what it really amounted to in this community.
+
+    Members respond to seeing a badge: an earner who would not have come back within
+    ``window_days`` (after the first day) comes back with probability ``boost`` if they were
+    shown it. Held-out earners never see it, so only their natural return remains. ``true_lift``
+    is the realised effect on the return rate over the earners whose window has passed: the
+    number a holdout experiment should recover.
+    """
+
+    achievement_id: str
+    boost: float
+    window_days: int
+    earners: int
+    boosted: int
+    return_visits: int
+
+    @property
+    def true_lift(self) -> float:
+        return self.boosted / self.earners if self.earners else 0.0
+
+
+def register_members(engine: Engine, community: Community) -> dict[AccountRef, int]:
+    """Create a member for every account up front (as importing a member list would), so the
+    generator knows the member ids that decide who is held out."""
+    accounts = {AccountRef(p, a): persona.name for persona in community.personas for p, a in persona.accounts.items()}
+    with engine.store.writes.begin() as session:
+        for member_id in identity.create_missing_members(session, accounts):
+            awards.enqueue(session, member_id=member_id, kind="member.joined", at=engine.clock(), payload={})
+        rows = session.execute(select(Identity.platform, Identity.account, Identity.member_id)).all()
+    return {AccountRef(platform, account): int(member_id) for platform, account, member_id in rows}
+
+
+def _final_members(community: Community) -> list[tuple[AccountRef, set[tuple[str, str]]]]:
+    """(surviving account, every account) per member as the store ends up: linked accounts are one."""
+    linked_to = {other: first for first, other in community.links}
+    groups: dict[AccountRef, set[tuple[str, str]]] = {}
+    for persona in community.personas:
+        for platform, account in persona.accounts.items():
+            ref = AccountRef(platform, account)
+            survivor = linked_to.get(ref, ref)
+            groups.setdefault(survivor, set()).add((platform, account))
+    return list(groups.items())
+
+
+def seed_badge_effect(
+    engine: Engine,
+    catalogue: Catalogue,
+    community: Community,
+    *,
+    end: datetime,
+    seed: int,
+    achievement_id: str = "first-words",
+    boost: float = 0.5,
+) -> BadgeEffect | None:
+    """Make members respond to seeing ``achievement_id``: add the return visits that seeing it
+    causes (see :class:`BadgeEffect`). Needs the achievement to have a holdout; else None."""
+    achievement = catalogue.achievements.get(achievement_id)
+    if achievement is None or achievement.holdout <= 0:
+        return None
+    member_ids = register_members(engine, community)
+    window = catalogue.experiment.window_days
+    rng = random.Random(seed * 7919 + 1)
+    by_account: dict[tuple[str, str], list[Event]] = {}
+    for event in community.events:
+        by_account.setdefault((event.source, event.subject), []).append(event)
+    earners = boosted = 0
+    added: list[Event] = []
+    for survivor, accounts in _final_members(community):
+        events = sorted((e for a in accounts for e in by_account.get(a, [])), key=lambda e: e.time)
+        earned = next((e.time for e in events if e.type in achievement.triggers), None)
+        if earned is None or earned + timedelta(days=1 + window) > end:
+            continue  # never earned it, or too late for its outcome window to have passed
+        start, stop = earned + timedelta(days=1), earned + timedelta(days=1 + window)
+        came_back = any(start <= e.time < stop for e in events)
+        responds = rng.random() < boost  # drawn for everyone: the same members respond whatever is held out
+        earners += 1
+        if came_back or not responds:
+            continue
+        boosted += 1
+        if held_out(catalogue, achievement_id, member_ids[survivor]):
+            continue  # never saw it: stays away
+        event_type = PLATFORM_ACTIONS[survivor.platform][0][0]
+        at = start + timedelta(seconds=rng.randrange(int((stop - start).total_seconds())))
+        added.append(
+            Event(
+                id=f"back-{survivor.platform[:2]}-{rng.getrandbits(48):012x}",
+                source=survivor.platform,
+                type=event_type,
+                subject=survivor.account,
+                time=at,
+                proof=f"https://{survivor.platform}.example/{event_type.replace('.', '/')}/back-{len(added)}",
+                data={
+                    "display_name": next(p.name for p in community.personas if survivor.account in p.accounts.values())
+                },
+            )
+        )
+    community.events = sorted([*community.events, *added], key=lambda e: e.time)
+    return BadgeEffect(achievement_id, boost, window, earners, boosted, len(added))
