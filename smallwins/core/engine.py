@@ -13,16 +13,17 @@ member's history itself changes (merge, unlink, time zone) or a moderator asks f
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import Row, delete, select, tuple_, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,7 @@ from smallwins.core.store import (
     Store,
     StoredEvent,
     Voucher,
+    dialect_insert,
     insert_ignoring_conflict,
 )
 
@@ -130,6 +132,21 @@ def unresolved(session: Session) -> Unresolved:
 def is_deadlock(exc: OperationalError) -> bool:
     """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict."""
     return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
+
+
+#: Events per multi-row INSERT (12 bound values each: under SQLite's limit of 32,766).
+STORE_CHUNK = 2000
+
+
+@functools.cache
+def _store_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (source, event_id) DO NOTHING RETURNING the keys stored; built once."""
+    table = StoredEvent.__table__
+    return (
+        dialect_insert(dialect, table)  # type: ignore[arg-type]
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(table.c.source, table.c.event_id)
+    )
 
 
 def stored_events(session: Session, keys: set[str]) -> dict[str, StoredEvent]:
@@ -260,24 +277,129 @@ class Engine:
             cache[member_id] = dict.fromkeys(self.catalogue.achievements)
         for row in session.scalars(select(RuleState).where(RuleState.member_id.in_(locked))):
             cache[row.member_id][row.achievement_id] = row
+        held: dict[tuple[int, str], Award | None] = session.info.setdefault(awards.AWARDS, {})
+        for member_id in locked:
+            for achievement_id in self.catalogue.achievements:
+                held.setdefault((member_id, achievement_id), None)
+        for award in session.scalars(select(Award).where(Award.member_id.in_(locked))):
+            held[(award.member_id, award.achievement_id)] = award
 
     def _ingest_in(self, session: Session, batch: list[Event]) -> list[IngestOutcome]:
-        """Ingest a batch in event-time order, then replay what arrived late, in one transaction."""
+        """Ingest a batch in event-time order, then replay what arrived late, in one transaction.
+
+        Most events go through the set-based path (:meth:`_ingest_plain`: one INSERT for the
+        batch, one lookup for what its approvals name, one for approvals waiting on its
+        contributions). Retractions and link codes change other rows or merge members; they
+        follow one by one. Standing does not depend on that order (see the module docstring).
+        """
         self._lock_batch_members(session, batch)
         session.info[RETRACTED_KEYS] = set(
             session.scalars(select(StoredEvent.retracts).where(StoredEvent.retracts.in_({e.key for e in batch})))
         )
+        order = sorted(range(len(batch)), key=lambda i: Position.own(batch[i]))
+        special = [i for i in order if batch[i].type == LINK_EVENT or batch[i].retracts is not None]
+        plain = [i for i in order if batch[i].type != LINK_EVENT and batch[i].retracts is None]
         outcomes: dict[int, IngestOutcome] = {}
         # Changes of a batch are written in one flush at commit (state lookups go through the
         # per-transaction caches); operations that query across members flush first.
         with session.no_autoflush:
-            for index in sorted(range(len(batch)), key=lambda i: Position.own(batch[i])):
+            outcomes.update(self._ingest_plain(session, batch, plain))
+            for index in special:
                 outcomes[index] = self._ingest_unflushed(session, batch[index])
             ordered = [outcomes[i] for i in range(len(batch))]
             for member_id, earned in self._settle(session).items():
                 mine = [o for o in ordered if o.member_id == member_id] or ordered
                 mine[-1].awarded += earned
         return ordered
+
+    def _ingest_plain(self, session: Session, batch: list[Event], indices: list[int]) -> dict[int, IngestOutcome]:
+        """Store and evaluate events that neither retract nor link, in event-time order
+        (``indices``), with a fixed number of statements for the whole batch."""
+        if not indices:
+            return {}
+        members: dict[int, Member] = {}
+        for index in indices:
+            event = batch[index]
+            member = identity.resolve_member(
+                session, AccountRef(event.source, event.subject), display_name=event.data.get("display_name")
+            )
+            if event.by_staff and not member.staff:
+                member.staff = True  # moderators and bots act, but hold no standing of their own
+                session.info.setdefault(FULL_REPLAY, set()).add(member.id)
+            members[index] = member
+        retracted_keys: set[str] = session.info.get(RETRACTED_KEYS, set())
+        fresh = self._store_events(session, [(batch[i], members[i].id) for i in indices], retracted_keys)
+        stored: set[int] = set()
+        claimed: set[str] = set()
+        for index in indices:  # a key given twice in the batch: its first occurrence was stored
+            key = batch[index].key
+            if key in fresh and key not in claimed:
+                stored.add(index)
+                claimed.add(key)
+        targets = self._find_targets(session, [batch[i] for i in indices if i in stored])
+        waiting = self._find_waiting_approvals(session, [batch[i] for i in indices if i in stored])
+        outcomes: dict[int, IngestOutcome] = {}
+        # An approval reaches its contribution's author only once the contribution is in the
+        # author's state: one stored in this batch but later in event time waits for it (the
+        # contribution then takes it from ``waiting``), as one from an earlier batch would.
+        processed: set[str] = set()
+
+        def later_in_batch(key: str) -> bool:
+            return key in fresh and key not in processed
+
+        for index in indices:
+            event, member = batch[index], members[index]
+            if index not in stored:
+                outcomes[index] = IngestOutcome(key=event.key, stored=False, member_id=member.id)
+                continue
+            processed.add(event.key)
+            outcome = outcomes[index] = IngestOutcome(key=event.key, stored=True, member_id=member.id)
+            if event.key in retracted_keys:
+                continue  # its retraction came first: stored for the record, counts for nothing
+            self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
+            if event.type not in self.known_event_types:
+                outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
+                continue
+            if not member.staff:
+                ctx = self._context(member)
+                outcome.awarded = self._apply(
+                    session, member, event, self.catalogue.triggered_by(event.type), ctx, Position.own(event)
+                )
+                if self._collects_approvals(event.type):
+                    found = waiting.get(event.key, [])
+                    outcome.awarded += self._apply_approvals(session, member, event, found, later_in_batch)
+            if event.target is not None and self.catalogue.target_triggered_by(event.type):
+                if not later_in_batch(event.target):
+                    outcome.awarded += self._route_found(session, member, event, targets.get(event.target))
+        return outcomes
+
+    def _store_events(self, session: Session, items: list[tuple[Event, int]], retracted_keys: set[str]) -> set[str]:
+        """One multi-row INSERT ... ON CONFLICT DO NOTHING for ``(event, member id)`` pairs, in
+        the order given; the keys stored now (the database decides, so across processes too)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for event, member_id in items:
+            if event.key not in rows:
+                rows[event.key] = {
+                    "source": event.source,
+                    "event_id": event.id,
+                    "type": event.type,
+                    "subject": event.subject,
+                    "member_id": member_id,
+                    "time": event.time,
+                    "proof": event.proof,
+                    "data": event.data,
+                    "target": event.target,
+                    "retracts": None,
+                    "retracted": event.key in retracted_keys,
+                    "ingested_at": self.clock(),
+                }
+        statement = _store_statement(self.store.dialect)
+        values = list(rows.values())
+        stored: set[str] = set()
+        for start in range(0, len(values), STORE_CHUNK):
+            chunk = values[start : start + STORE_CHUNK]
+            stored.update(f"{source}:{event_id}" for source, event_id in session.execute(statement, chunk))
+        return stored
 
     def _ingest_unflushed(self, session: Session, event: Event) -> IngestOutcome:
         ref = AccountRef(event.source, event.subject)
@@ -345,17 +467,47 @@ class Engine:
                 points=points,
             )
 
+    def _find_targets(self, session: Session, events: list[Event]) -> dict[str, Row[Any]]:
+        """What the batch's approvals and reactions name, found in one query per chunk:
+        ``key -> (member_id, time, retracted)`` (contributions stored in this batch included)."""
+        keys = {e.target for e in events if e.target is not None and self.catalogue.target_triggered_by(e.type)}
+        pairs = [tuple(key.split(":", 1)) for key in keys if ":" in key]
+        found: dict[str, Row[Any]] = {}
+        columns = (StoredEvent.source, StoredEvent.event_id, StoredEvent.member_id, StoredEvent.time,
+                   StoredEvent.retracted)
+        for start in range(0, len(pairs), identity.LOOKUP_CHUNK):
+            chunk = pairs[start : start + identity.LOOKUP_CHUNK]
+            named = tuple_(StoredEvent.source, StoredEvent.event_id).in_(chunk)
+            for row in session.execute(select(*columns).where(named)):
+                found[f"{row.source}:{row.event_id}"] = cast("Row[Any]", row)
+        return found
+
+    def _find_waiting_approvals(self, session: Session, events: list[Event]) -> dict[str, list[tuple[int, Event]]]:
+        """Approvals already stored that name the batch's contributions, in one query per chunk:
+        ``contribution key -> [(actor member id, approval)]``."""
+        if not self.catalogue.has_target_rules:
+            return {}
+        keys = [e.key for e in events if self._collects_approvals(e.type)]
+        waiting: dict[str, list[tuple[int, Event]]] = {}
+        for start in range(0, len(keys), identity.LOOKUP_CHUNK):
+            for row in session.scalars(
+                select(StoredEvent).where(
+                    StoredEvent.target.in_(keys[start : start + identity.LOOKUP_CHUNK]),
+                    StoredEvent.retracted.is_(False),
+                )
+            ):
+                assert row.target is not None
+                waiting.setdefault(row.target, []).append((row.member_id, event_from_row(row)))
+        return waiting
+
     def _route_to_target(self, session: Session, actor: Member, event: Event) -> list[str]:
         """An approval or reaction concerns the author of the event it names."""
-        achievements = self.catalogue.target_triggered_by(event.type)
-        if not achievements or event.target is None:
+        if not self.catalogue.target_triggered_by(event.type) or event.target is None:
             return []
-        source, _, event_id = event.target.partition(":")
-        found = session.execute(
-            select(StoredEvent.member_id, StoredEvent.time, StoredEvent.retracted).where(
-                StoredEvent.source == source, StoredEvent.event_id == event_id
-            )
-        ).first()
+        return self._route_found(session, actor, event, self._find_targets(session, [event]).get(event.target))
+
+    def _route_found(self, session: Session, actor: Member, event: Event, found: Row[Any] | None) -> list[str]:
+        """Apply an approval to the author of the contribution it names (``found``), if stored."""
         if found is None:  # not arrived yet: it picks this up when it does
             unresolved(session).approvals.add(event.key)
             return []
@@ -364,23 +516,39 @@ class Engine:
         author = identity.lock_member(session, found.member_id)
         if author.staff:
             return []
+        achievements = self.catalogue.target_triggered_by(event.type)
         ctx = replace(self._context(author), actor_member_id=actor.id)
         return self._apply(session, author, event, achievements, ctx, Position.approval(event, found.time))
 
+    def _collects_approvals(self, event_type: str) -> bool:
+        """Whether events of this type are contributions that others' approvals count for."""
+        return self.catalogue.has_target_rules and any(
+            a.target_triggers for a in self.catalogue.triggered_by(event_type)
+        )
+
     def _apply_waiting_approvals(self, session: Session, author: Member, event: Event) -> list[str]:
         """Approvals that arrived before this contribution are applied now, in event-time order."""
-        if not self.catalogue.has_target_rules or not any(
-            a.target_triggers for a in self.catalogue.triggered_by(event.type)
-        ):
+        if not self._collects_approvals(event.type):
             return []
-        rows = session.scalars(
-            select(StoredEvent).where(StoredEvent.target == event.key, StoredEvent.retracted.is_(False))
-        ).all()
+        waiting = self._find_waiting_approvals(session, [event]).get(event.key, [])
+        return self._apply_approvals(session, author, event, waiting, lambda key: False)
+
+    def _apply_approvals(
+        self,
+        session: Session,
+        author: Member,
+        event: Event,
+        found: list[tuple[int, Event]],
+        routes_itself: Callable[[str], bool],
+    ) -> list[str]:
+        """Apply the approvals ``found`` naming the contribution ``event``, in event-time order,
+        except those that reach the author on their own (later in the same batch)."""
+        unresolved(session).approvals_seen.setdefault(event.key, set()).update(a.key for _, a in found)
         waiting = sorted(
-            ((Position.approval(event_from_row(row), event.time), row.member_id, event_from_row(row)) for row in rows),
+            ((Position.approval(approval, event.time), actor_id, approval) for actor_id, approval in found
+             if not routes_itself(approval.key)),
             key=lambda item: item[0],
         )
-        unresolved(session).approvals_seen.setdefault(event.key, set()).update(row.key for row in rows)
         earned = []
         for position, actor_id, approval in waiting:
             ctx = replace(self._context(author), actor_member_id=actor_id)
@@ -904,8 +1072,11 @@ class Engine:
         """Change a member's time zone (their streaks are recounted in it) or privacy."""
         with self.store.writes.begin() as session:
             member = identity.lock_member(session, member_id)
-            if private is not None:
-                member.private = private
+            if private is not None and private != member.private:
+                member.private = private  # presenters show (or hide) the member from public boards
+                awards.enqueue(
+                    session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": "privacy"}
+                )
             if timezone is not None and timezone != member.timezone:
                 ZoneInfo(timezone)  # raises on an unknown zone name
                 member.timezone = timezone

@@ -136,7 +136,8 @@ async def retry_parked(
         try:
             await presenter.apply(change, snapshot)
         except Exception as exc:  # permanent or not, it stays parked with the newest reason
-            park(store, parked.presenter, change, f"{type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, PermanentDeliveryError) else f"{type(exc).__name__}: {exc}"
+            park(store, parked.presenter, change, reason)
             failed += 1
             continue
         with store.writes.begin() as session:

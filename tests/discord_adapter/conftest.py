@@ -16,9 +16,9 @@ import yarl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_discord import GUILD_ID, MOD_ROLE, FakeDiscord  # noqa: E402
+from fake_discord import GUILD_ID, MOD_ROLE, FakeDiscord
 
-from smallwins.core.app import App, build_app  # noqa: E402
+from smallwins.core.app import App, build_app
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "data" / "catalogue.toml"

@@ -164,27 +164,69 @@ class FakeDiscord:
             {"id": str(EVERYONE), "name": "@everyone", "permissions": "1024", "position": 0},
             {"id": str(MOD_ROLE), "name": "mods", "permissions": "0", "position": 1},
             *({"id": str(r), "name": n, "permissions": "0", "position": 2} for r, n in self.roles.items()),
-            {"id": "1100000000000000099", "name": "smallwins", "permissions": "268435456", "position": 9, "managed": True},
+            {
+                "id": "1100000000000000099",
+                "name": "smallwins",
+                "permissions": "268435456",
+                "position": 9,
+                "managed": True,
+            },
         ]
         for role in roles:
             role.update({"color": 0, "hoist": False, "mentionable": False, "flags": 0})
             role.setdefault("managed", False)
         channels = [
-            {"id": str(c), "type": 0, "name": n, "position": i, "permission_overwrites": [], "nsfw": False, "parent_id": None}
+            {
+                "id": str(c),
+                "type": 0,
+                "name": n,
+                "position": i,
+                "permission_overwrites": [],
+                "nsfw": False,
+                "parent_id": None,
+            }
             for i, (c, n) in enumerate([(GENERAL, "general"), (OFFTOPIC, "off-topic"), (ANNOUNCE, "wins")])
         ]
         return {
-            "id": str(GUILD_ID), "name": "Club", "icon": None, "owner_id": "1", "unavailable": False,
-            "member_count": len(self.accounts), "large": False, "features": [], "emojis": [], "stickers": [],
-            "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
-            "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0, "preferred_locale": "en-US",
-            "system_channel_flags": 0, "joined_at": "2026-01-01T00:00:00+00:00", "roles": roles,
-            "channels": channels, "members": [a.member() for a in self.accounts.values()], "threads": [],
-            "presences": [], "voice_states": [], "stage_instances": [], "guild_scheduled_events": [],
+            "id": str(GUILD_ID),
+            "name": "Club",
+            "icon": None,
+            "owner_id": "1",
+            "unavailable": False,
+            "member_count": len(self.accounts),
+            "large": False,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "system_channel_flags": 0,
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "roles": roles,
+            "channels": channels,
+            "members": [a.member() for a in self.accounts.values()],
+            "threads": [],
+            "presences": [],
+            "voice_states": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
         }
 
-    def interaction(self, invoker: int, name: str, *, kind: int = 1, options: list | None = None,
-                    resolved: dict | None = None, target_id: str | None = None) -> dict[str, Any]:
+    def interaction(
+        self,
+        invoker: int,
+        name: str,
+        *,
+        kind: int = 1,
+        options: list | None = None,
+        resolved: dict | None = None,
+        target_id: str | None = None,
+    ) -> dict[str, Any]:
         command = next(c for c in self.commands if c["name"] == name)
         member = self.accounts[invoker].member()
         member["permissions"] = "0"
@@ -196,12 +238,23 @@ class FakeDiscord:
         if target_id:
             data["target_id"] = target_id
         return {
-            "id": str(snowflake(datetime.now(UTC), next(self._ids))), "application_id": str(APP_ID), "type": 2,
-            "data": data, "guild_id": str(GUILD_ID), "channel_id": str(GENERAL),
+            "id": str(snowflake(datetime.now(UTC), next(self._ids))),
+            "application_id": str(APP_ID),
+            "type": 2,
+            "data": data,
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(GENERAL),
             "channel": {"id": str(GENERAL), "type": 0, "name": "general", "guild_id": str(GUILD_ID)},
-            "member": member, "token": f"token-{next(self._ids)}", "version": 1, "app_permissions": "268435456",
-            "locale": "en-US", "guild_locale": "en-US", "entitlements": [], "authorizing_integration_owners": {},
-            "context": 0, "attachment_size_limit": 8388608,
+            "member": member,
+            "token": f"token-{next(self._ids)}",
+            "version": 1,
+            "app_permissions": "268435456",
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {},
+            "context": 0,
+            "attachment_size_limit": 8388608,
         }
 
     # ---------------------------------------------------------------- REST
@@ -223,19 +276,44 @@ class FakeDiscord:
         if m == "GET" and path == "/users/@me":
             return jresp(user(BOT_ID, "smallwins", bot=True))
         if m == "GET" and path == "/oauth2/applications/@me":
-            return jresp({"id": str(APP_ID), "name": "smallwins", "description": "", "icon": None, "bot_public": True,
-                          "bot_require_code_grant": False, "owner": user(1, "owner"), "verify_key": "k", "flags": 0})
+            return jresp(
+                {
+                    "id": str(APP_ID),
+                    "name": "smallwins",
+                    "description": "",
+                    "icon": None,
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": user(1, "owner"),
+                    "verify_key": "k",
+                    "flags": 0,
+                }
+            )
         if parts[:1] == ["applications"] and m == "PUT":
-            self.commands = [{"description": "", **c, "id": str(9000 + i), "application_id": str(APP_ID), "version": "1",
-                              "guild_id": str(GUILD_ID), "default_member_permissions": c.get("default_member_permissions"),
-                              "dm_permission": False, "nsfw": False}
-                             for i, c in enumerate(body)]
+            self.commands = [
+                {
+                    "description": "",
+                    **c,
+                    "id": str(9000 + i),
+                    "application_id": str(APP_ID),
+                    "version": "1",
+                    "guild_id": str(GUILD_ID),
+                    "default_member_permissions": c.get("default_member_permissions"),
+                    "dm_permission": False,
+                    "nsfw": False,
+                }
+                for i, c in enumerate(body)
+            ]
             return jresp(self.commands)
         if parts[:1] == ["interactions"] and m == "POST":
             self.callbacks.append({"interaction": parts[1], **body})
             ephemeral = bool((body.get("data") or {}).get("flags", 0) & 64)
-            return jresp({"interaction": {"id": parts[1], "type": 2, "response_message_ephemeral": ephemeral},
-                          "resource": {"type": body["type"]}})
+            return jresp(
+                {
+                    "interaction": {"id": parts[1], "type": 2, "response_message_ephemeral": ephemeral},
+                    "resource": {"type": body["type"]},
+                }
+            )
         if parts[:1] == ["guilds"] and len(parts) >= 4 and parts[2] == "members":
             account = self.accounts.get(int(parts[3]))
             if account is None:
@@ -257,8 +335,12 @@ class FakeDiscord:
             channel = int(parts[1])
             if m == "POST":
                 self.posted.append({"channel": channel, **body})
-                return jresp({**self.message(BOT_ID, body.get("content") or "", at=datetime.now(UTC), channel=channel),
-                              "embeds": body.get("embeds", [])})
+                return jresp(
+                    {
+                        **self.message(BOT_ID, body.get("content") or "", at=datetime.now(UTC), channel=channel),
+                        "embeds": body.get("embeds", []),
+                    }
+                )
             after, limit = int(query.get("after", 0)), int(query.get("limit", 50))
             newer = [msg for msg in self.history.get(channel, []) if int(msg["id"]) > after]
             page = sorted(newer, key=lambda msg: int(msg["id"]))[:limit]
@@ -267,7 +349,9 @@ class FakeDiscord:
                 for (mid, emoji), users in self.reactions.items():
                     if mid == int(msg["id"]):
                         counts[emoji] = len(users)
-                msg["reactions"] = [{"emoji": {"id": None, "name": e}, "count": n, "me": False} for e, n in counts.items()]
+                msg["reactions"] = [
+                    {"emoji": {"id": None, "name": e}, "count": n, "me": False} for e, n in counts.items()
+                ]
             return jresp(list(reversed(page)))  # Discord answers newest first
         if parts[:1] == ["channels"] and len(parts) == 6 and parts[4] == "reactions":
             users = self.reactions.get((int(parts[3]), unquote(parts[5])), [])
@@ -288,11 +372,18 @@ class FakeDiscord:
             if data["op"] == 1:
                 await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
             elif data["op"] == 2:
-                await self.dispatch("READY", {
-                    "v": 10, "user": user(BOT_ID, "smallwins", bot=True),
-                    "guilds": [{"id": str(GUILD_ID), "unavailable": True}], "session_id": "s1",
-                    "resume_gateway_url": self.ws_url, "shard": [0, 1],
-                    "application": {"id": str(APP_ID), "flags": 0}})
+                await self.dispatch(
+                    "READY",
+                    {
+                        "v": 10,
+                        "user": user(BOT_ID, "smallwins", bot=True),
+                        "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+                        "session_id": "s1",
+                        "resume_gateway_url": self.ws_url,
+                        "shard": [0, 1],
+                        "application": {"id": str(APP_ID), "flags": 0},
+                    },
+                )
                 await self.dispatch("GUILD_CREATE", self.guild())
                 self.ready.set()
         self._ws = None

@@ -77,7 +77,13 @@ def test_messages_and_reactions_become_awards_roles_and_answers(
                 while not fake.commands:
                     await anyio.sleep(0.02)
             assert {c["name"] for c in fake.commands} == {
-                "progress", "leaderboard", "link", "privacy", "grant", "revoke", "Mark helpful"
+                "progress",
+                "leaderboard",
+                "link",
+                "privacy",
+                "grant",
+                "revoke",
+                "Mark helpful",
             }, "commands are synced to the guild"
             assert fake.calls("PUT", f"/applications/{fake.commands[0]['application_id']}/guilds/{GUILD_ID}/commands")
 
@@ -132,24 +138,30 @@ def test_messages_and_reactions_become_awards_roles_and_answers(
             assert fake.calls("DELETE", f"/guilds/{GUILD_ID}/members/{ALICE}/roles/{HELPER_ROLE}")
 
             # A member may not mark helpful; the moderator may, and it is the approval that counts.
-            refused = await command(fake, BOB, "Mark helpful", kind=3, target_id=hello["id"],
-                                    resolved={"messages": {hello["id"]: hello}})
+            refused = await command(
+                fake, BOB, "Mark helpful", kind=3, target_id=hello["id"], resolved={"messages": {hello["id"]: hello}}
+            )
             assert "Only moderators" in refused["data"]["content"]
-            marked = await command(fake, MO, "Mark helpful", kind=3, target_id=hello["id"],
-                                   resolved={"messages": {hello["id"]: hello}})
+            marked = await command(
+                fake, MO, "Mark helpful", kind=3, target_id=hello["id"], resolved={"messages": {hello["id"]: hello}}
+            )
             assert "Marked helpful" in marked["data"]["content"]
             await until(lambda: "helping-hand" in awards_of(app, ALICE), "a moderator's approval counts")
 
             # A moderator revokes, audited with their Discord id.
             revoke = await command(
-                fake, MO, "revoke",
+                fake,
+                MO,
+                "revoke",
                 options=[
                     {"name": "member", "type": 6, "value": str(BOB)},
                     {"name": "achievement", "type": 3, "value": "first-words"},
                     {"name": "reason", "type": 3, "value": "spam"},
                 ],
-                resolved={"users": {str(BOB): fake.accounts[BOB].member()["user"]},
-                          "members": {str(BOB): {k: v for k, v in fake.accounts[BOB].member().items() if k != "user"}}},
+                resolved={
+                    "users": {str(BOB): fake.accounts[BOB].member()["user"]},
+                    "members": {str(BOB): {k: v for k, v in fake.accounts[BOB].member().items() if k != "user"}},
+                },
             )
             assert "revoked (audited)" in revoke["data"]["content"], revoke
             await app.deliver()

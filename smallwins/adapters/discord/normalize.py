@@ -126,7 +126,7 @@ def _proof(guild: Any, channel: Any, message: Any) -> str:
 
 
 def _message_posted(d: Mapping[str, Any], rules: CreditRules) -> list[Event]:
-    author = d.get("author") or {}
+    author = d["author"]
     if _is_automated(author) or d.get("webhook_id") or d.get("type", 0) not in COUNTED_MESSAGE_TYPES:
         return []
     if not d.get("guild_id"):
