@@ -293,7 +293,9 @@ class BadgeEffect:
 def register_members(engine: Engine, community: Community) -> dict[AccountRef, int]:
     """Create a member for every account up front (as importing a member list would), so the
     generator knows the member ids that decide who is held out."""
-    accounts = {AccountRef(p, a): persona.name for persona in community.personas for p, a in persona.accounts.items()}
+    accounts: dict[AccountRef, str | None] = {
+        AccountRef(p, a): persona.name for persona in community.personas for p, a in persona.accounts.items()
+    }
     with engine.store.writes.begin() as session:
         for member_id in identity.create_missing_members(session, accounts):
             awards.enqueue(session, member_id=member_id, kind="member.joined", at=engine.clock(), payload={})

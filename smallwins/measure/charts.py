@@ -157,6 +157,8 @@ def lift_chart(report: Report) -> Chart | None:
             [p.rate or 0 for p in points], yy, xerr=_errors(points), fmt="o", color=colour, capsize=4, label=label
         )
     rates_axis.set_yticks(ys, [x.name for x in lifts])
+    rates_axis.set_ylim(-0.6, len(lifts) - 0.4)
+    lift_axis.set_ylim(-0.6, len(lifts) - 0.4)
     rates_axis.xaxis.set_major_formatter(PercentFormatter(1.0))
     rates_axis.set_xlim(0, 1)
     rates_axis.set_title("returned within the window", fontsize=10)
@@ -165,7 +167,9 @@ def lift_chart(report: Report) -> Chart | None:
     estimates = [x.lift.estimate or 0.0 for x in lifts]
     low = [e - (x.lift.low or 0.0) for e, x in zip(estimates, lifts, strict=True)]
     high = [(x.lift.high or 0.0) - e for e, x in zip(estimates, lifts, strict=True)]
-    lift_axis.errorbar(estimates, ys, xerr=[low, high], fmt="s", color=PALETTE[2], capsize=5, label="lift, 95% CI")
+    lift_axis.errorbar(
+        estimates, ys, xerr=[low, high], fmt="s", color=PALETTE[2], capsize=5, label=f"lift, {report.confidence:.0%} CI"
+    )
     for y, x in zip(ys, lifts, strict=True):
         if x.expected_lift:
             lift_axis.plot([x.expected_lift], [y], "|", markersize=18, color=PALETTE[3], label="expected lift")

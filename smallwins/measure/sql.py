@@ -60,7 +60,7 @@ def activity(as_of_ms: int, *, types: frozenset[str] | None = None) -> Select[An
     """``(member_id, ms, type)`` of every action that counts: by a counted member, not retracted,
     not after ``as_of``; optionally only of ``types``."""
     ms = epoch_ms(StoredEvent.time)
-    query = (
+    query: Any = (
         select(StoredEvent.member_id.label("member_id"), ms.label("ms"), StoredEvent.type.label("type"))
         .join(Member, Member.id == StoredEvent.member_id)
         .where(population(), StoredEvent.retracted.is_(False), ms < as_of_ms)
