@@ -15,7 +15,10 @@ from smallwins.adapters.youtube.normalize import addressee, comment_of, link_cod
 from smallwins.adapters.youtube.quota import next_reset, quota_day
 from smallwins.adapters.youtube.settings import YouTubeSettings
 from smallwins.cli import app
+from smallwins.core.components import enabled_components
+from smallwins.core.config import load_app_config
 from smallwins.core.events import InvalidEvent
+from smallwins.core.plugins import PluginHost
 
 HERE = Path(__file__).resolve().parent
 RECORDED = [json.loads(line) for line in (HERE / "data" / "threads.jsonl").read_text().splitlines()]
@@ -143,3 +146,15 @@ def test_recorded_threads_go_in_through_smallwins_ingest(tmp_path: Path) -> None
     )
     assert result.exit_code == 0, result.output
     assert "8 stored, 0 already known, 0 rejected, 3 achievements awarded" in result.output  # Ann: 2, Bob: 1
+
+
+def test_the_packaged_example_is_valid_once_uncommented(tmp_path: Path) -> None:
+    packaged = (HERE.parent.parent / "smallwins" / "defaults" / "plugins.toml").read_text()
+    block = packaged[packaged.index("# [plugins.youtube]") :].splitlines()
+    lines = [line.removeprefix("# ") for line in block if line.startswith("# ")]
+    lines = [line.replace("UCxxxxxxxxxxxxxxxxxxxxxx", CHANNEL) for line in lines]
+    (tmp_path / "plugins.toml").write_text(f'[smallwins]\ncatalogue = "{CATALOGUE}"\n' + "\n".join(lines) + "\n")
+    enabled = enabled_components(load_app_config(tmp_path / "plugins.toml"), PluginHost())
+    settings = enabled["youtube"].settings
+    assert isinstance(settings, YouTubeSettings)
+    assert settings.channels == [CHANNEL] and settings.daily_quota == 9000 and settings.like_threshold == 10
