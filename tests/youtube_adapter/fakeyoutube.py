@@ -211,7 +211,8 @@ class FakeYouTube:
             if self.fail_next:
                 status = self.fail_next.pop(0)
                 return status, UNAVAILABLE
-            if params.get("pageToken") in self.expired_tokens:
+            if params.get("pageToken") in self.expired_tokens:  # a real API would hand out a fresh token next
+                self.expired_tokens.discard(params["pageToken"])
                 return 400, BAD_TOKEN
             method = path.removeprefix(PREFIX)
             handler = {

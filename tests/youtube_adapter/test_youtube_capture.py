@@ -367,3 +367,29 @@ def test_a_refused_key_or_missing_settings_stop_with_a_clear_error(
         poller_for(app, fake_time)
     with pytest.raises(ConfigError, match="channels' is empty"):
         poller_for(make_app(channels=[]), fake_time)
+
+
+@SQLITE_ONLY
+def test_a_saved_page_token_the_api_refuses_starts_the_video_over(
+    make_app: Callable[..., App], youtube: FakeYouTube, fake_time: FakeTime
+) -> None:
+    community(youtube, fake_time.now)
+    youtube.quota_after = 3  # stops after page 1 of the newest video; its page token is saved
+    app = make_app()
+    with pytest.raises(Exception, match="quotaExceeded"):
+        anyio.run(poller_for(app, fake_time).poll_once, Recorder(app))
+    saved = CursorStore(app.store, "youtube").get("video:vidNEW00001")
+    assert saved is not None and saved["scan"]["page"] == "QURTSl9pNvidNEW00001-2"
+    youtube.quota_exceeded, youtube.quota_after = False, None
+    youtube.expired_tokens.add("QURTSl9pNvidNEW00001-2")
+    youtube.clear()
+
+    fake_time.now = next_reset(fake_time.now) + timedelta(minutes=1)
+    poller, sink = poll(app, fake_time)
+    threads = [
+        r.params.get("pageToken") for r in youtube.asked("commentThreads") if r.params["videoId"] == "vidNEW00001"
+    ]
+    # refused (400 invalidPageToken), then from the top: pages 1 and 2
+    assert threads == ["QURTSl9pNvidNEW00001-2", None, "QURTSl9pNvidNEW00001-2"]
+    assert poller.stats.videos_read == 2 and sink.of_type("comment.deleted") == []
+    assert len(stored(app)) == 10  # nothing counted twice

@@ -347,7 +347,7 @@ class Poller:
         events: list[Event] = []
         seen.add(thread_id)
         if top is not None:
-            events += self._comment_events(state, top, None)
+            events += self._guarded(state, top, None)
         total = int(snippet.get("totalReplyCount") or 0)
         embedded = list((thread.get("replies") or {}).get("comments") or [])
         complete = total <= len(embedded)
@@ -370,8 +370,18 @@ class Poller:
         replies.sort(key=lambda c: (c.published, c.id))
         for position, reply in enumerate(replies):
             seen.add(reply.id)
-            events += self._comment_events(state, reply, yt.addressee(reply, top, replies[:position]))
+            events += self._guarded(state, reply, yt.addressee(reply, top, replies[:position]))
         return events
+
+    def _guarded(self, state: VideoState, comment: yt.Comment, answers: yt.Comment | None) -> list[Event]:
+        """A comment that gives no valid event (a clock far off, an odd field) is logged and skipped."""
+        try:
+            return self._comment_events(state, comment, answers)
+        except ValueError as exc:  # pydantic's ValidationError
+            log.warning(
+                "youtube.unusable_comment", video=state.id, comment=comment.id, problem=str(exc).splitlines()[0]
+            )
+            return []
 
     async def _all_replies(self, parent: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
