@@ -85,6 +85,7 @@ class FakeDiscord:
         self.server_errors: dict[str, int] = {}  # path -> how many 502s before it works
         self.ready = asyncio.Event()
         self._ws: web.WebSocketResponse | None = None
+        self._sockets: list[web.WebSocketResponse] = []
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         app = web.Application()
@@ -101,7 +102,7 @@ class FakeDiscord:
         self.roles[rid] = name
 
     async def start(self) -> FakeDiscord:
-        self.runner = web.AppRunner(self.app)
+        self.runner = web.AppRunner(self.app, shutdown_timeout=1)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -111,8 +112,8 @@ class FakeDiscord:
         return self
 
     async def stop(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in self._sockets:  # a bot cancelled mid-session may leave its socket open
+            await ws.close()
         await self.runner.cleanup()
 
     def calls(self, method: str | None = None, prefix: str = "") -> list[tuple[str, str, Any]]:
@@ -363,6 +364,7 @@ class FakeDiscord:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._ws = ws
+        self._sockets.append(ws)
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None})
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:

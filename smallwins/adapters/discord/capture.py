@@ -139,11 +139,12 @@ class SmallwinsBot(discord.Client):
                     events = events + more
                     for channel, message_id in more_cursors.items():
                         cursors[channel] = max(cursors.get(channel, "0"), message_id, key=int)
-            if events:
-                await self.sink(events)
-                self.events_handed += len(events)
-            for channel, message_id in cursors.items():
-                await anyio.to_thread.run_sync(self.advance_cursor, channel, message_id)
+            with anyio.CancelScope(shield=True):  # a batch taken is stored and its cursors moved, even at shutdown
+                if events:
+                    await self.sink(events)
+                    self.events_handed += len(events)
+                for channel, message_id in cursors.items():
+                    await anyio.to_thread.run_sync(self.advance_cursor, channel, message_id)
 
     def advance_cursor(self, channel: str, message_id: str) -> None:
         saved = self.context.cursors.get(channel_key(channel)) or {}

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 
@@ -90,7 +89,7 @@ async def read_channel(
             for reaction in message.get("reactions") or []:
                 emoji = reaction.get("emoji") or {}
                 name = emoji.get("name") or ""
-                token = f"{name}:{emoji['id']}" if emoji.get("id") else quote(name)
+                token = f"{name}:{emoji['id']}" if emoji.get("id") else name
                 users = await http.get_reaction_users(int(progress.channel_id), int(message["id"]), token, PAGE)
                 for envelope in reaction_envelopes(message, users, emoji):
                     events.extend(normalize_dispatch(envelope, rules))
