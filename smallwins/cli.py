@@ -694,3 +694,8 @@ _register_youtube_commands(app)
 from smallwins.measure.commands import register as _register_report_commands  # noqa: E402
 
 _register_report_commands(app)
+
+# The Discord plugin's commands (`smallwins discord backfill|sync`); discord.py is imported when run.
+from smallwins.adapters.discord.commands import register as _register_discord_commands  # noqa: E402
+
+_register_discord_commands(app)

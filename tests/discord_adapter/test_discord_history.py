@@ -72,7 +72,7 @@ def test_on_start_the_bot_reads_what_it_missed(
         fake.reaction(CAROL, missed[3])
         fake.message(CAROL, "never counted", at=now - timedelta(hours=1), channel=OFFTOPIC)  # no cursor there
         await run_bot_until(app, fake, lambda: counts(app)[0] == 1 + 150 + 2)
-        events, awards = counts(app)
+        _, awards = counts(app)
         assert "helping-hand" in awards, "reactions read from history approve the post"
         pages = [q for m, p, q in fake.calls("GET", f"/channels/{GENERAL}/messages")]
         assert len(pages) >= 2, "history is paged 100 at a time"

@@ -92,9 +92,7 @@ class SmallwinsBot(discord.Client):
 
     async def on_socket_raw_receive(self, raw: str | dict[str, Any]) -> None:
         # The frame as received (decompressed text); parsed again here so we see it exactly as sent.
-        if isinstance(raw, str):
-            raw = json.loads(raw)
-        message: dict[str, Any] = raw
+        message: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
         kind = message.get("t")
         if message.get("op") != 0 or kind not in HANDLED:
             return

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import anyio
 import typer
-from sqlalchemy import select
 from rich.markup import escape
+from sqlalchemy import select
 
 from smallwins.adapters.discord.normalize import CreditRules
 from smallwins.adapters.discord.settings import RolesSettings, SourceSettings
