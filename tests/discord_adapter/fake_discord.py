@@ -11,6 +11,7 @@ Cloudflare ban). Every REST call is recorded for the tests to assert on.
 from __future__ import annotations
 
 import asyncio
+import threading
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -394,3 +395,18 @@ class FakeDiscord:
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         assert self._ws is not None, "no bot connected"
         await self._ws.send_json({"op": 0, "t": event, "s": next(self._seq), "d": data})
+
+
+class ThreadedFake:
+    """The fake Discord on its own event loop in a thread, for commands that run their own loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.fake: FakeDiscord = asyncio.run_coroutine_threadsafe(FakeDiscord().start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
-from fake_discord import GENERAL, OFFTOPIC, FakeDiscord
+from fake_discord import GENERAL, OFFTOPIC, FakeDiscord, ThreadedFake
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -80,21 +78,6 @@ def test_on_start_the_bot_reads_what_it_missed(
         await fake.stop()
 
     anyio.run(scenario)
-
-
-class ThreadedFake:
-    """The fake Discord on its own event loop in a thread, for commands that run their own loop."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.fake: FakeDiscord = asyncio.run_coroutine_threadsafe(FakeDiscord().start(), self.loop).result(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture

@@ -178,3 +178,22 @@ def test_bad_payloads_name_what_is_wrong() -> None:
 def test_snowflakes_tell_time() -> None:
     assert snowflake_time("175928847299117063") == datetime(2016, 4, 30, 11, 18, 25, 796000, tzinfo=UTC)
     assert credited_id("175928847299117063", ADA, ChannelCredit(True, 0, 1, "all")) == "message:175928847299117063"
+
+
+def test_the_packaged_example_is_valid_once_uncommented(tmp_path: Path) -> None:
+    from smallwins.adapters.discord.settings import RolesSettings, SourceSettings
+    from smallwins.core.components import enabled_components
+    from smallwins.core.config import load_app_config
+    from smallwins.core.plugins import PluginHost
+
+    packaged = (PAYLOADS.parents[3] / "smallwins" / "defaults" / "plugins.toml").read_text()
+    block = packaged[packaged.index("# [plugins.discord]") :]
+    block = block[: block.index("\n\n")].splitlines()
+    lines = [line.removeprefix("# ") for line in block if line.startswith("# ")]
+    catalogue = PAYLOADS.parents[1] / "catalogue.toml"
+    (tmp_path / "plugins.toml").write_text(f'[smallwins]\ncatalogue = "{catalogue}"\n' + "\n".join(lines) + "\n")
+    enabled = enabled_components(load_app_config(tmp_path / "plugins.toml"), PluginHost())
+    source, roles = enabled["discord"].settings, enabled["discord_roles"].settings
+    assert isinstance(source, SourceSettings) and isinstance(roles, RolesSettings)
+    assert source.cooldown_seconds == 60 and source.guild_id == roles.guild_id == "1100000000000000001"
+    assert roles.achievement_roles == {"first-words": "1100000000000000031"}

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import discord
+import discord.gateway
+import discord.http
+import yarl
 
 from smallwins.adapters.discord.settings import Shared
 from smallwins.core.config import ConfigError, resolve_secret
 
 
 def token_of(settings: Shared) -> str:
+    """The bot token; also points discord.py at the configured endpoints (process-wide in discord.py)."""
+    if settings.api_url:
+        discord.http.Route.BASE = settings.api_url
+    if settings.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
     return resolve_secret(settings.token_env, setting="plugins.discord.token_env")
 
 

@@ -38,6 +38,17 @@ class Shared(BaseModel):
 
     token_env: str = Field(default="DISCORD_TOKEN", description="variable holding the bot token")
     guild_id: str | None = Field(default=None, description="the server (guild) id; required to run")
+    api_url: str | None = Field(
+        default=None, description="REST base instead of https://discord.com/api/v10 (a rate-limit proxy, tests)"
+    )
+    gateway_url: str | None = Field(default=None, description="gateway instead of Discord's (a proxy, tests)")
+
+    @field_validator("api_url", "gateway_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(f"'{value}' is not an http(s):// or ws(s):// URL")
+        return value.rstrip("/") if value else value
 
     @field_validator("guild_id", mode="before")
     @classmethod
