@@ -11,9 +11,9 @@ Cloudflare ban). Every REST call is recorded for the tests to assert on.
 from __future__ import annotations
 
 import asyncio
-import threading
 import itertools
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
