@@ -81,20 +81,21 @@ def _survival(
         .group_by(islands.c.member_id, islands.c.island)
         .subquery("runs")
     )
-    ranked = select(
-        runs, func.row_number().over(partition_by=runs.c.member_id, order_by=runs.c.start).label("rank")
-    ).subquery("ranked")
-    first, second = ranked.alias("first_run"), ranked.alias("second_run")
+    # One pass, no self-join: each member's runs in order, with the start of the run after it.
+    ordered = select(
+        runs,
+        func.row_number().over(partition_by=runs.c.member_id, order_by=runs.c.start).label("rank"),
+        func.lead(runs.c.start).over(partition_by=runs.c.member_id, order_by=runs.c.start).label("next_start"),
+    ).subquery("ordered")
+    first = select(ordered).where(ordered.c.rank == 1).subquery("first_run")
     horizon = as_of_ms // DAY_MS  # days before this one are over
     ended = case((first.c.stop + 1 < horizon, 1), else_=0)
     missed_seen = case((first.c.stop + 2 < horizon, 1), else_=0)
-    came_back = case((and_(first.c.stop + 2 < horizon, second.c.start == first.c.stop + 2), 1), else_=0)
+    came_back = case((and_(first.c.stop + 2 < horizon, first.c.next_start == first.c.stop + 2), 1), else_=0)
     rows = session.execute(
-        select(first.c.length, ended, func.count(), func.sum(missed_seen), func.sum(came_back))
-        .select_from(first)
-        .outerjoin(second, and_(second.c.member_id == first.c.member_id, second.c.rank == 2))
-        .where(first.c.rank == 1)
-        .group_by(first.c.length, ended)
+        select(first.c.length, ended, func.count(), func.sum(missed_seen), func.sum(came_back)).group_by(
+            first.c.length, ended
+        )
     ).all()
     done: dict[int, int] = defaultdict(int)
     alive: dict[int, int] = defaultdict(int)
