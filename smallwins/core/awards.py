@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, event, insert, select
 from sqlalchemy.orm import Session
 
 from smallwins.core import vouchers
@@ -21,6 +21,11 @@ from smallwins.core.store import AuditEntry, Award, Member, OutboxItem
 
 RULE = "rule"
 MANUAL = "manual"
+
+
+#: ``session.info`` keys of audit entries and outbox items waiting for the commit.
+AUDIT_ROWS = "smallwins.audit_rows"
+OUTBOX_ROWS = "smallwins.outbox_rows"
 
 
 def audit(
@@ -35,22 +40,39 @@ def audit(
     event_keys: Sequence[str] = (),
     details: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditEntry(
-            at=at,
-            action=action,
-            member_id=member_id,
-            achievement_id=achievement_id,
-            actor=actor,
-            reason=reason,
-            event_keys=list(event_keys),
-            details=details or {},
-        )
+    """Record an audit entry; written (in order) with the transaction's other entries at commit."""
+    session.info.setdefault(AUDIT_ROWS, []).append(
+        {
+            "at": at,
+            "action": action,
+            "member_id": member_id,
+            "achievement_id": achievement_id,
+            "actor": actor,
+            "reason": reason,
+            "event_keys": list(event_keys),
+            "details": details or {},
+        }
     )
 
 
 def enqueue(session: Session, *, member_id: int, kind: str, at: datetime, payload: dict[str, Any]) -> None:
-    session.add(OutboxItem(member_id=member_id, kind=kind, created_at=at, payload=payload))
+    """Queue a change for presenters; written (in order) at commit, like audit entries."""
+    session.info.setdefault(OUTBOX_ROWS, []).append(
+        {"member_id": member_id, "kind": kind, "created_at": at, "payload": payload}
+    )
+
+
+@event.listens_for(Session, "before_commit")
+def write_pending(session: Session) -> None:
+    """Insert the transaction's audit entries and outbox items, each with one multi-row INSERT.
+
+    Listens on every session: whatever session recorded them writes them when it commits (a
+    rolled-back transaction drops them with everything else).
+    """
+    for key, model in ((AUDIT_ROWS, AuditEntry), (OUTBOX_ROWS, OutboxItem)):
+        rows = session.info.pop(key, None)
+        if rows:
+            session.execute(insert(cast(Table, model.__table__)), rows)
 
 
 def record(

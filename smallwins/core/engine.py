@@ -23,20 +23,20 @@ from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Row, delete, select, tuple_, update
+from sqlalchemy import Row, select, tuple_, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from smallwins.core import awards, identity, leaderboards, vouchers
+from smallwins.core import awards, identity, leaderboards, rule_states, vouchers
 from smallwins.core.events import CORE_EVENT_TYPES, Event
 from smallwins.core.identity import AccountRef, IdentityError
 from smallwins.core.replay import Position, event_from_row, member_history, replay
+from smallwins.core.rule_states import SavedState
 from smallwins.core.rules import Achievement, Catalogue, RuleContext
 from smallwins.core.store import (
     Award,
     Identity,
     Member,
-    RuleState,
     Store,
     StoredEvent,
     Voucher,
@@ -48,10 +48,10 @@ log = structlog.get_logger(__name__)
 
 SYSTEM_ACTOR = "smallwins"
 LINK_EVENT = "link.code_presented"
-#: ``session.info`` keys of per-transaction work: rule states loaded, by member; rule states
-#: found stale (an earlier event arrived late), by member; members whose stale rules follow a
-#: retraction; members to replay in full; keys retracted before their event arrived.
-RULE_STATES = "smallwins.rule_states"
+#: ``session.info`` keys of per-transaction work (rule states live in
+#: :mod:`smallwins.core.rule_states`): rule states found stale (an earlier event arrived late),
+#: by member; members whose stale rules follow a retraction; members to replay in full; keys
+#: retracted before their event arrived.
 STALE = "smallwins.stale_rule_states"
 STALE_CAUSE = "smallwins.stale_cause"
 RETRACTION_TOUCHED = "smallwins.retraction_touched"
@@ -174,8 +174,9 @@ class Engine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
-        if leaderboards.write_pending not in store.before_commit:
-            store.before_commit.append(leaderboards.write_pending)
+        for writer in (rule_states.write_pending, leaderboards.write_pending):
+            if writer not in store.before_commit:
+                store.before_commit.append(writer)
         self.catalogue = catalogue
         self.known_event_types = frozenset(known_event_types) | catalogue.known_event_types | CORE_EVENT_TYPES
         self.link_code_ttl = link_code_ttl
@@ -271,12 +272,8 @@ class Engine:
         resolved = session.info.setdefault(identity.RESOLVED, {})
         for platform, account, member_id in accounts:
             resolved[AccountRef(platform, account)] = identity.lock_member(session, member_id)
-        locked = {member.id for member in resolved.values()}
-        cache: dict[int, dict[str, RuleState | None]] = session.info.setdefault(RULE_STATES, {})
-        for member_id in locked - set(cache):
-            cache[member_id] = dict.fromkeys(self.catalogue.achievements)
-        for row in session.scalars(select(RuleState).where(RuleState.member_id.in_(locked))):
-            cache[row.member_id][row.achievement_id] = row
+        locked = {member.id for member in session.info.get(identity.LOCKED, {}).values()}
+        rule_states.load(session, locked, self.catalogue.achievements)
         held: dict[tuple[int, str], Award | None] = session.info.setdefault(awards.AWARDS, {})
         for member_id in locked:
             for achievement_id in self.catalogue.achievements:
@@ -368,9 +365,9 @@ class Engine:
                 if self._collects_approvals(event.type):
                     found = waiting.get(event.key, [])
                     outcome.awarded += self._apply_approvals(session, member, event, found, later_in_batch)
-            if event.target is not None and self.catalogue.target_triggered_by(event.type):
-                if not later_in_batch(event.target):
-                    outcome.awarded += self._route_found(session, member, event, targets.get(event.target))
+            routed = event.target is not None and self.catalogue.target_triggered_by(event.type)
+            if routed and event.target is not None and not later_in_batch(event.target):
+                outcome.awarded += self._route_found(session, member, event, targets.get(event.target))
         return outcomes
 
     def _store_events(self, session: Session, items: list[tuple[Event, int]], retracted_keys: set[str]) -> set[str]:
@@ -595,9 +592,8 @@ class Engine:
             if new_state is None:  # by the rule contract, changes nothing in any order: no write
                 continue
             if row is None:
-                row = RuleState(member_id=member.id, achievement_id=achievement.id, state=state, met=False)
-                session.add(row)
-                saved[achievement.id] = row
+                row = saved[achievement.id] = rule_states.put(session, SavedState(member.id, achievement.id, state))
+            row.dirty = True
             row.seen_time, row.seen_key = position.time, position.token
             before = achievement.rule.progress(achievement.params, state, ctx)
             row.state = new_state
@@ -628,22 +624,10 @@ class Engine:
         return earned
 
     @staticmethod
-    def _rule_states(session: Session, member_id: int, achievement_ids: list[str]) -> dict[str, RuleState | None]:
-        """The member's saved states for these achievements, loaded once per transaction.
-
-        Rows created during the transaction are put into the same cache, so they are found
-        before they are flushed; a batch then writes all its state changes in one flush.
-        """
-        cache: dict[int, dict[str, RuleState | None]] = session.info.setdefault(RULE_STATES, {})
-        states = cache.setdefault(member_id, {})
-        missing = [a for a in achievement_ids if a not in states]
-        if missing:
-            states.update(dict.fromkeys(missing))
-            rows = session.scalars(
-                select(RuleState).where(RuleState.member_id == member_id, RuleState.achievement_id.in_(missing))
-            )
-            states.update({row.achievement_id: row for row in rows})
-        return states
+    def _rule_states(session: Session, member_id: int, achievement_ids: list[str]) -> dict[str, SavedState | None]:
+        """The member's saved states for these achievements, loaded once per transaction
+        (see :mod:`smallwins.core.rule_states`: changes are written in one statement at commit)."""
+        return rule_states.of(session, member_id, achievement_ids)
 
     def _award_by_rule(
         self,
@@ -778,9 +762,8 @@ class Engine:
             met_at = result.met_at.get(achievement.id)
             row = saved.get(achievement.id)
             if row is None:
-                row = RuleState(member_id=member.id, achievement_id=achievement.id, met=False)
-                session.add(row)
-                saved[achievement.id] = row
+                row = saved[achievement.id] = rule_states.put(session, SavedState(member.id, achievement.id, state))
+            row.dirty = True
             seen = result.seen.get(achievement.id)
             row.state, row.met = state, met_at is not None
             row.seen_time, row.seen_key = (seen.time, seen.token) if seen else (None, None)
@@ -897,8 +880,7 @@ class Engine:
         awards.forget_awards(session)
         identity.move_member_data(session, from_id=loser.id, to_id=survivor.id)
         identity.forget_resolved(session)
-        session.execute(delete(RuleState).where(RuleState.member_id == loser.id))
-        session.info.get(RULE_STATES, {}).pop(loser.id, None)
+        rule_states.forget_member(session, loser.id)
         leaderboards.forget_member(session, loser.id)
         loser.merged_into_id, loser.points = survivor.id, 0
         for member_id, other in ((survivor.id, loser.id), (loser.id, survivor.id)):
@@ -994,20 +976,18 @@ class Engine:
     def apply_plan(self, session: Session, member: Member, plan: MemberPlan, *, reason: str) -> None:
         """Write a plan: fresh rule states, the awards, revocations and tier moves it lists, points."""
         session.flush()
-        session.execute(delete(RuleState).where(RuleState.member_id == member.id))
-        session.info.get(RULE_STATES, {}).pop(member.id, None)
+        fresh = {}
         for achievement_id, state in plan.states.items():
             seen = plan.seen.get(achievement_id)
-            session.add(
-                RuleState(
-                    member_id=member.id,
-                    achievement_id=achievement_id,
-                    state=state,
-                    met=achievement_id in plan.earned,
-                    seen_time=seen.time if seen else None,
-                    seen_key=seen.token if seen else None,
-                )
+            fresh[achievement_id] = SavedState(
+                member.id,
+                achievement_id,
+                state,
+                met=achievement_id in plan.earned,
+                seen_time=seen.time if seen else None,
+                seen_key=seen.token if seen else None,
             )
+        rule_states.replace_member(session, member.id, fresh, self.catalogue.achievements)
         for achievement_id in plan.award:
             earned_at, tier = plan.earned[achievement_id]
             achievement = self.catalogue.achievements[achievement_id]
@@ -1040,7 +1020,7 @@ class Engine:
                 self._redate(session, member, self.catalogue.achievements[achievement_id], held, when, reason=reason)
         self._rebuild_points(session, member)
         awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
-        session.flush()  # later events of the same batch read these rule states from the database
+        session.flush()  # later queries of the batch (a replay, a revocation) see these awards
 
     def _rebuild_points(self, session: Session, member: Member) -> None:
         """All-time and per-period points from the stored events and the active awards."""

@@ -20,6 +20,7 @@ from smallwins.core.store import (
     Member,
     StoredEvent,
     Voucher,
+    dialect_insert,
     insert_ignoring_conflict,
     utcnow,
 )
@@ -89,21 +90,54 @@ def create_missing_members(session: Session, accounts: dict[AccountRef, str | No
     """Create members for the accounts not seen before (``account -> display name``), unlocked.
 
     Run in a short transaction of its own before a batch, so that creating identities never
-    waits inside a long batch transaction that holds member locks.
+    waits inside a long batch transaction that holds member locks. A handful of statements
+    whatever the batch size: one lookup, one multi-row INSERT of members, one of identities
+    (ON CONFLICT DO NOTHING: another process may create the same account at the same moment;
+    the members made for accounts it won are deleted again).
     """
     missing = dict(accounts)
-    for platform, account in session.execute(
-        select(Identity.platform, Identity.account).where(
-            tuple_(Identity.platform, Identity.account).in_([(r.platform, r.account) for r in accounts])
+    refs = [(r.platform, r.account) for r in accounts]
+    for start in range(0, len(refs), LOOKUP_CHUNK):
+        for platform, account in session.execute(
+            select(Identity.platform, Identity.account).where(
+                tuple_(Identity.platform, Identity.account).in_(refs[start : start + LOOKUP_CHUNK])
+            )
+        ):
+            missing.pop(AccountRef(platform, account), None)
+    if not missing:
+        return []
+    ordered = sorted(missing, key=str)
+    now = utcnow()
+    member_ids = list(
+        session.scalars(
+            insert(Member).returning(Member.id, sort_by_parameter_order=True),
+            [
+                {"display_name": (missing[ref] or str(ref))[:200], "points": 0, "private": False, "staff": False,
+                 "created_at": now}
+                for ref in ordered
+            ],
         )
-    ):
-        missing.pop(AccountRef(platform, account), None)
-    created = []
-    for ref in sorted(missing, key=str):
-        member_id = _create_member(session, ref, display_name=missing[ref])
-        if member_id is not None:
-            created.append(member_id)
-    return created
+    )
+    table = Identity.__table__
+    statement = (
+        dialect_insert(session.get_bind().dialect.name, table)  # type: ignore[arg-type]
+        .on_conflict_do_nothing(index_elements=["platform", "account"])
+        .returning(table.c.member_id)
+    )
+    rows = [
+        {"platform": ref.platform, "account": ref.account, "member_id": member_id, "home_member_id": member_id,
+         "created_at": now}
+        for ref, member_id in zip(ordered, member_ids, strict=True)
+    ]
+    created = set(session.scalars(statement, rows))
+    lost = [member_id for member_id in member_ids if member_id not in created]
+    if lost:  # another process created these accounts between our read and write
+        session.execute(delete(Member).where(Member.id.in_(lost)))
+    return [int(member_id) for member_id in member_ids if member_id in created]
+
+
+#: Accounts or keys per ``IN (...)`` lookup: well under SQLite's limit of bound parameters.
+LOOKUP_CHUNK = 2000
 
 
 def forget_resolved(session: Session) -> None:
