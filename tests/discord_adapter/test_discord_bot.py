@@ -170,6 +170,13 @@ def test_messages_and_reactions_become_awards_roles_and_answers(
                 entry = session.scalars(select(AuditEntry).where(AuditEntry.actor == f"discord:{MO}")).one()
             assert entry.action == "revoke" and entry.reason == "spam" and entry.achievement_id == "first-words"
 
+            board = (await command(fake, BOB, "leaderboard"))["data"]["content"]
+            assert board.startswith("**This month**") and board.index("alice") < board.index("bob"), board
+            private = await command(fake, ALICE, "privacy", options=[{"name": "private", "type": 5, "value": True}])
+            assert "Private mode is on" in private["data"]["content"]
+            board = (await command(fake, BOB, "leaderboard"))["data"]["content"]
+            assert "alice" not in board, "a private member leaves the public board"
+
             link = await command(fake, BOB, "link")
             assert "Your link code" in link["data"]["content"]
             group.cancel_scope.cancel()
