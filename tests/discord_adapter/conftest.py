@@ -16,56 +16,10 @@ import yarl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_discord import GUILD_ID, MOD_ROLE, FakeDiscord
+from discord_harness import DEFAULT_ROLES, TOKEN_ENV, plugins_toml
+from fake_discord import MOD_ROLE, FakeDiscord
 
 from smallwins.core.app import App, build_app
-
-HERE = Path(__file__).resolve().parent
-CATALOGUE = HERE / "data" / "catalogue.toml"
-TOKEN_ENV = "SMALLWINS_TEST_DISCORD_TOKEN"
-FIRST_WORDS_ROLE, HELPER_ROLE, VOICE_SILVER_ROLE = 1100000000000000031, 1100000000000000032, 1100000000000000033
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def plugins_toml(source: dict[str, Any], roles: dict[str, Any]) -> str:
-    lines = [
-        "[smallwins]",
-        f"catalogue = {toml_value(str(CATALOGUE))}",
-        'default_timezone = "UTC"',
-        "",
-        "[plugins.web_widget]",
-        "enabled = false",
-        "",
-        "[plugins.discord]",
-        "enabled = true",
-        f"token_env = {toml_value(TOKEN_ENV)}",
-        f"guild_id = {toml_value(str(GUILD_ID))}",
-        "",
-        "[plugins.discord.discord]",
-        *(f"{k} = {toml_value(v)}" for k, v in source.items()),
-        "",
-        "[plugins.discord.discord_roles]",
-        *(f"{k} = {toml_value(v)}" for k, v in roles.items()),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-DEFAULT_ROLES: dict[str, Any] = {
-    "achievement_roles": {"first-words": str(FIRST_WORDS_ROLE)},
-    "capability_roles": {"helper": str(HELPER_ROLE)},
-    "tier_roles": {"voice:silver": str(VOICE_SILVER_ROLE)},
-}
 
 
 @pytest.fixture

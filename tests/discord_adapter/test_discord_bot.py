@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import FIRST_WORDS_ROLE, HELPER_ROLE, VOICE_SILVER_ROLE
+from discord_harness import FIRST_WORDS_ROLE, HELPER_ROLE, VOICE_SILVER_ROLE
 from fake_discord import ANNOUNCE, GUILD_ID, MOD_ROLE, OFFTOPIC, FakeDiscord
 from sqlalchemy import func, select
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
-from conftest import FIRST_WORDS_ROLE, HELPER_ROLE, VOICE_SILVER_ROLE
+from discord_harness import FIRST_WORDS_ROLE, HELPER_ROLE, VOICE_SILVER_ROLE
 from fake_discord import GUILD_ID, FakeDiscord
 from typer.testing import CliRunner
 

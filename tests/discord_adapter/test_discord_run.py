@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import FIRST_WORDS_ROLE, TOKEN_ENV, plugins_toml
+from discord_harness import FIRST_WORDS_ROLE, TOKEN_ENV, plugins_toml
 from fake_discord import GUILD_ID, ThreadedFake
 
 EXE = Path(sys.executable).with_name("smallwins")

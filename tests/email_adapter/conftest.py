@@ -13,6 +13,7 @@ import pytest
 from mailserver import PASSWORD, PASSWORD_ENV, Dovecot, remove, start_dovecot
 
 from smallwins.core.app import App, build_app
+from tests.toml_helpers import toml_value
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "data" / "catalogue.toml"
@@ -32,14 +33,6 @@ def mailbox(dovecot: Dovecot) -> str:
     return dovecot.add_user(f"reader{next(_users)}")
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def plugins_toml(source: dict[str, Any], newsletter: dict[str, Any] | None = None) -> str:

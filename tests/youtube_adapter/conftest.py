@@ -13,6 +13,7 @@ import pytest
 from fakeyoutube import API_KEY, FakeYouTube
 
 from smallwins.core.app import App, build_app
+from tests.toml_helpers import toml_value
 
 HERE = Path(__file__).resolve().parent
 CATALOGUE = HERE / "data" / "catalogue.toml"
@@ -47,14 +48,6 @@ class FakeTime:
             raise Stop
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def plugins_toml(settings: dict[str, Any]) -> str:
