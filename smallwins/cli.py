@@ -234,7 +234,9 @@ def ingest(
             sources = smallwins.host.sources()
             if source not in sources:
                 raise fail(f"no installed source named '{source}'; installed: {', '.join(sorted(sources))}")
-            normalize = sources[source].normalize
+            spec, enabled = sources[source], smallwins.components.get(source)
+            configured = spec.configured is not None and enabled is not None
+            normalize = spec.configured(enabled.settings) if configured else spec.normalize  # type: ignore[misc,union-attr]
         report, rejected = ingest_file(smallwins, file, normalize)
         for warning in report.warnings:
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

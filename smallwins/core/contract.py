@@ -61,6 +61,9 @@ class SourceSpec:
     """A source adapter: normalizes platform payloads and may run a capture task.
 
     ``capture(context, sink)`` runs until cancelled and hands normalized events to ``sink``.
+    ``normalize`` uses the source's defaults; ``configured(settings)``, when given, returns the
+    normalizer for the operator's settings (which channels count, cooldowns), so recorded
+    payloads ingested with ``smallwins ingest --source`` count as the live source would count them.
     """
 
     name: str
@@ -68,6 +71,7 @@ class SourceSpec:
     event_types: frozenset[str] = frozenset()
     settings_model: type[BaseModel] = NoSettings
     capture: Callable[[PluginContext, EventSink], Coroutine[Any, Any, None]] | None = None
+    configured: Callable[[BaseModel], Callable[[Mapping[str, Any]], list[Event]]] | None = None
 
 
 @dataclass(frozen=True)

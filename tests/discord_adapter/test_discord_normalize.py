@@ -190,10 +190,32 @@ def test_the_packaged_example_is_valid_once_uncommented(tmp_path: Path) -> None:
     block = packaged[packaged.index("# [plugins.discord]") :]
     block = block[: block.index("\n\n")].splitlines()
     lines = [line.removeprefix("# ") for line in block if line.startswith("# ")]
-    catalogue = PAYLOADS.parents[1] / "catalogue.toml"
+    catalogue = PAYLOADS.parent / "catalogue.toml"
     (tmp_path / "plugins.toml").write_text(f'[smallwins]\ncatalogue = "{catalogue}"\n' + "\n".join(lines) + "\n")
     enabled = enabled_components(load_app_config(tmp_path / "plugins.toml"), PluginHost())
     source, roles = enabled["discord"].settings, enabled["discord_roles"].settings
     assert isinstance(source, SourceSettings) and isinstance(roles, RolesSettings)
     assert source.cooldown_seconds == 60 and source.guild_id == roles.guild_id == "1100000000000000001"
     assert roles.achievement_roles == {"first-words": "1100000000000000031"}
+
+
+def test_recorded_payloads_count_under_the_operators_rules(tmp_path: Path) -> None:
+    """``smallwins ingest --source discord`` applies the configured cooldown and channel rules."""
+    from typer.testing import CliRunner
+
+    from smallwins.cli import app as cli
+
+    catalogue = PAYLOADS.parent / "catalogue.toml"
+    config = tmp_path / "plugins.toml"
+    config.write_text(
+        f'[smallwins]\ncatalogue = "{catalogue}"\n[plugins.web_widget]\nenabled = false\n'
+        f'[plugins.discord]\nenabled = true\nguild_id = "1100000000000000001"\n'
+        f'[plugins.discord.discord]\nexclude_channels = ["{GENERAL}"]\n'
+        "[plugins.discord.discord_roles]\nenabled = false\n"
+    )
+    lines = [json.dumps(load(name)) for name in ("message_create", "message_reply", "member_add")]
+    (tmp_path / "recorded.jsonl").write_text("\n".join(lines) + "\n")
+    args = ["ingest", str(tmp_path / "recorded.jsonl"), "--source", "discord", "-c", str(config)]
+    result = CliRunner().invoke(cli, [*args, "--db", f"sqlite:///{tmp_path / 'db.sqlite'}"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "1 stored" in result.output, "both messages are in the excluded channel: only the join counts"

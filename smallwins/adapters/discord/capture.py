@@ -85,8 +85,9 @@ class SmallwinsBot(discord.Client):
             log.info("discord.commands_synced", guild=self.guild_id, commands=[c.name for c in synced])
 
     async def on_ready(self) -> None:
+        """After every (re)connection that was not a resume: read what the gap may have missed."""
         log.info("discord.ready", user=str(self.user), guild=self.guild_id)
-        if self.settings.catch_up and not self.caught_up.is_set():
+        if self.settings.catch_up:
             await self.catch_up()
         self.caught_up.set()
 

@@ -15,6 +15,7 @@ an unknown role or a member who left cannot be fixed by retrying: they are raise
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from typing import Any
 
@@ -69,6 +70,7 @@ class DiscordRolesPresenter:
         self.granted = CursorStore(context.app.store, context.name)
         self.client: discord.Client | None = None
         self.announced: deque[float] = deque()
+        self.last_synced: dict[str, tuple[weakref.ref[MemberSnapshot], frozenset[str]]] = {}
 
     async def _http(self) -> discord.Client:
         if self.client is None:
@@ -85,7 +87,11 @@ class DiscordRolesPresenter:
             member = await anyio.to_thread.run_sync(self._snapshot, int(change.payload["into"]))
         wanted = desired_roles(self.settings, member)
         for account in member.identities.get("discord", []):
-            await self.sync(account, wanted)
+            # The outbox hands one snapshot to all of a member's changes in a batch: sync once.
+            synced = self.last_synced.get(account)
+            if synced is None or synced[0]() is not member or synced[1] != wanted:
+                await self.sync(account, wanted)
+                self.last_synced[account] = (weakref.ref(member), frozenset(wanted))
         if change.kind == "award" and self.settings.announce_channel_id and not member.private:
             await self.announce(change, member)
 
