@@ -82,6 +82,7 @@ class FakeDiscord:
         self.callbacks: list[dict[str, Any]] = []
         self.posted: list[dict[str, Any]] = []
         self.forbidden_roles: set[int] = set()
+        self.unreadable_channels: set[int] = set()  # no Read Message History there
         self.rate_limit_once: set[str] = set()  # paths answered 429 on their first call
         self.server_errors: dict[str, int] = {}  # path -> how many 502s before it works
         self.ready = asyncio.Event()
@@ -343,6 +344,8 @@ class FakeDiscord:
                         "embeds": body.get("embeds", []),
                     }
                 )
+            if channel in self.unreadable_channels:
+                return error(403, "Missing Access", 50001)
             after, limit = int(query.get("after", 0)), int(query.get("limit", 50))
             newer = [msg for msg in self.history.get(channel, []) if int(msg["id"]) > after]
             page = sorted(newer, key=lambda msg: int(msg["id"]))[:limit]

@@ -110,3 +110,17 @@ def test_backfill_command_reads_history_since_a_date_once(
         cli, ["discord", "backfill", "--since", "last tuesday", "-c", str(tmp_path / "plugins.toml")]
     )
     assert bad.exit_code != 0 and "not a date" in bad.output
+
+
+def test_backfill_skips_a_channel_it_may_not_read_and_reads_the_others(
+    make_app: Callable[..., App], threaded_fake: FakeDiscord, tmp_path: Path, database_url: str
+) -> None:
+    app = make_app(commands=False)
+    community(threaded_fake)
+    threaded_fake.unreadable_channels.add(OFFTOPIC)
+    threaded_fake.message(BOB, "readable", at=datetime(2026, 11, 2, tzinfo=UTC))
+    threaded_fake.message(CAROL, "hidden from the bot", at=datetime(2026, 11, 3, tzinfo=UTC), channel=OFFTOPIC)
+    args = ["discord", "backfill", "--since", "2026-11-01", "-c", str(tmp_path / "plugins.toml"), "--db", database_url]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "1 messages read" in " ".join(result.output.split()) and counts(app)[0] == 1

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from smallwins.adapters.discord import slash
 from smallwins.adapters.discord.client import gateway_intents, guild_of, token_of
-from smallwins.adapters.discord.history import message_channels, read_channel
+from smallwins.adapters.discord.history import advance_cursor, channel_key, message_channels, read_channels
 from smallwins.adapters.discord.normalize import SOURCE, CreditRules, normalize_dispatch
 from smallwins.adapters.discord.settings import SourceSettings
 from smallwins.core.config import ConfigError
@@ -53,10 +53,6 @@ BATCH_EVENTS = 200
 BATCH_SECONDS = 0.2
 
 
-def channel_key(channel_id: str) -> str:
-    return f"channel:{channel_id}"
-
-
 class SmallwinsBot(discord.Client):
     """A gateway client that turns what members do into events and answers slash commands."""
 
@@ -75,8 +71,6 @@ class SmallwinsBot(discord.Client):
         self.rules = CreditRules.from_settings(self.settings)
         self.tree = app_commands.CommandTree(self)
         self.queue: asyncio.Queue[tuple[list[Event], dict[str, str]]] = asyncio.Queue()
-        self.caught_up = asyncio.Event()
-        self.events_handed = 0
 
     async def setup_hook(self) -> None:
         if self.settings.commands:
@@ -89,7 +83,6 @@ class SmallwinsBot(discord.Client):
         log.info("discord.ready", user=str(self.user), guild=self.guild_id)
         if self.settings.catch_up:
             await self.catch_up()
-        self.caught_up.set()
 
     async def on_socket_raw_receive(self, raw: str | dict[str, Any]) -> None:
         # The frame as received (decompressed text); parsed again here so we see it exactly as sent.
@@ -141,38 +134,27 @@ class SmallwinsBot(discord.Client):
             with anyio.CancelScope(shield=True):  # a batch taken is stored and its cursors moved, even at shutdown
                 if events:
                     await self.sink(events)
-                    self.events_handed += len(events)
                 for channel, message_id in cursors.items():
-                    await anyio.to_thread.run_sync(self.advance_cursor, channel, message_id)
-
-    def advance_cursor(self, channel: str, message_id: str) -> None:
-        saved = self.context.cursors.get(channel_key(channel)) or {}
-        if int(saved.get("last_message_id", 0)) < int(message_id):
-            self.context.cursors.set(channel_key(channel), {"last_message_id": message_id})
+                    await anyio.to_thread.run_sync(advance_cursor, self.context.cursors, channel, message_id)
 
     async def catch_up(self) -> None:
         """Read what was posted while the bot was down, in the channels it has seen before."""
-        cursors = await anyio.to_thread.run_sync(self.context.cursors.all)
-        started = [
+        saved = await anyio.to_thread.run_sync(self.context.cursors.all)
+        seen = [
             c
             for c in await message_channels(self.http, self.guild_id, self.rules)
-            if channel_key(str(c["id"])) in cursors
+            if channel_key(str(c["id"])) in saved
         ]
-        total = 0
-        for channel in started:
-            after = int(cursors[channel_key(str(channel["id"]))]["last_message_id"])
-
-            async def deliver(events: list[Event], last_id: str, channel_id: str = str(channel["id"])) -> None:
-                if events:
-                    await self.sink(events)
-                await anyio.to_thread.run_sync(self.advance_cursor, channel_id, last_id)
-
-            total += (
-                await read_channel(
-                    self.http, channel, guild_id=self.guild_id, after=after, rules=self.rules, deliver=deliver
-                )
-            ).messages
-        log.info("discord.caught_up", channels=len(started), messages=total)
+        read = await read_channels(
+            self.http,
+            seen,
+            guild_id=self.guild_id,
+            since=lambda channel_id: int(saved[channel_key(channel_id)]["last_message_id"]),
+            rules=self.rules,
+            sink=self.sink,
+            cursors=self.context.cursors,
+        )
+        log.info("discord.caught_up", channels=len(read), messages=sum(r.messages for r in read))
 
 
 async def capture(context: PluginContext, sink: EventSink) -> None:

@@ -18,7 +18,6 @@ from smallwins.adapters.discord.settings import RolesSettings, SourceSettings
 from smallwins.cli import ConfigOption, DatabaseOption, console, fail, opened, progress_bar
 from smallwins.core.app import App
 from smallwins.core.config import ConfigError
-from smallwins.core.events import Event
 from smallwins.core.runtime import make_sink
 
 discord_app = typer.Typer(help="The Discord bot: read channel history, resync roles.", no_args_is_help=True)
@@ -35,37 +34,36 @@ def _date(value: str) -> datetime:
 async def backfill_history(smallwins: App, since: datetime) -> tuple[int, int, int]:
     """Read every counted channel from ``since``; (channels, messages, events). Moves the cursors."""
     from smallwins.adapters.discord.client import guild_of, rest_client
-    from smallwins.adapters.discord.history import message_channels, read_channel, snowflake_at
+    from smallwins.adapters.discord.history import ChannelProgress, message_channels, read_channels, snowflake_at
 
     context = smallwins.context("discord")
     settings = context.settings
     assert isinstance(settings, SourceSettings)
-    rules, guild_id, sink = CreditRules.from_settings(settings), guild_of(settings), make_sink(smallwins, "discord")
+    rules, guild_id = CreditRules.from_settings(settings), guild_of(settings)
     client = await rest_client(settings)
-    messages = events = 0
     try:
         channels = await message_channels(client.http, guild_id, rules)
         with progress_bar() as bar:
             task = bar.add_task("channels", total=len(channels))
-            for channel in channels:
-                bar.update(task, description=escape(f"#{channel.get('name') or channel['id']}"))
 
-                async def deliver(found: list[Event], last_id: str, channel_id: str = str(channel["id"])) -> None:
-                    await sink(found)
-                    saved = context.cursors.get(f"channel:{channel_id}") or {}
-                    if int(saved.get("last_message_id", 0)) < int(last_id):
-                        context.cursors.set(f"channel:{channel_id}", {"last_message_id": last_id})
+            def done(channel: ChannelProgress) -> None:
+                bar.update(task, advance=1, description=escape(f"#{channel.name}: {channel.messages} messages"))
 
-                read = await read_channel(
-                    client.http, channel, guild_id=guild_id, after=snowflake_at(since), rules=rules, deliver=deliver
-                )
-                messages, events = messages + read.messages, events + read.events
-                bar.advance(task)
+            read = await read_channels(
+                client.http,
+                channels,
+                guild_id=guild_id,
+                since=lambda _: snowflake_at(since),
+                rules=rules,
+                sink=make_sink(smallwins, "discord"),
+                cursors=context.cursors,
+                on_channel=done,
+            )
         await smallwins.deliver()
     finally:
         await client.close()
         await smallwins.close_presenters()
-    return len(channels), messages, events
+    return len(channels), sum(r.messages for r in read), sum(r.events for r in read)
 
 
 async def sync_roles(smallwins: App) -> int:

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+import discord
 import structlog
 
 from smallwins.adapters.discord.normalize import DISCORD_EPOCH_MS, CreditRules, normalize_dispatch
+from smallwins.core.contract import EventSink
+from smallwins.core.cursors import CursorStore
 from smallwins.core.events import Event
 
 log = structlog.get_logger(__name__)
@@ -29,6 +33,29 @@ PAGE = 100
 def snowflake_at(moment: datetime) -> int:
     """The smallest Discord id made at ``moment``: ``after=`` this reads from then on."""
     return max(0, (int(moment.astimezone(UTC).timestamp() * 1000) - DISCORD_EPOCH_MS) << 22)
+
+
+def channel_key(channel_id: str) -> str:
+    """The cursor of one channel: the last message id handed to the runtime."""
+    return f"channel:{channel_id}"
+
+
+def advance_cursor(cursors: CursorStore, channel_id: str, message_id: str) -> None:
+    """Move a channel's cursor forward (never back: catch-up and live messages interleave)."""
+    saved = cursors.get(channel_key(channel_id)) or {}
+    if int(saved.get("last_message_id", 0)) < int(message_id):
+        cursors.set(channel_key(channel_id), {"last_message_id": message_id})
+
+
+def page_store(sink: EventSink, cursors: CursorStore, channel_id: str) -> Callable[[list[Event], str], Awaitable[None]]:
+    """Deliver a page of history to the runtime, then move the channel's cursor past it."""
+
+    async def deliver(events: list[Event], last_id: str) -> None:
+        if events:
+            await sink(events)
+        await anyio.to_thread.run_sync(advance_cursor, cursors, channel_id, last_id)
+
+    return deliver
 
 
 @dataclass
@@ -115,3 +142,37 @@ async def message_channels(http: Any, guild_id: str, rules: CreditRules) -> list
         threads = []
     found = channels + [t for t in threads if t.get("type") in MESSAGE_CHANNEL_TYPES]
     return [c for c in found if rules.channel(str(c["id"]), c.get("parent_id")).credited]
+
+
+async def read_channels(
+    http: Any,
+    channels: list[dict[str, Any]],
+    *,
+    guild_id: str,
+    since: Callable[[str], int],
+    rules: CreditRules,
+    sink: EventSink,
+    cursors: CursorStore,
+    on_channel: Callable[[ChannelProgress], None] | None = None,
+) -> list[ChannelProgress]:
+    """Read several channels, each from ``since(channel_id)``; a channel the bot may not read is
+    logged and skipped, so one missing permission does not stop the others."""
+    read = []
+    for channel in channels:
+        channel_id = str(channel["id"])
+        try:
+            progress = await read_channel(
+                http,
+                channel,
+                guild_id=guild_id,
+                after=since(channel_id),
+                rules=rules,
+                deliver=page_store(sink, cursors, channel_id),
+            )
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("discord.channel_unreadable", channel=channel_id, status=exc.status, error=exc.text)
+            progress = ChannelProgress(channel_id, str(channel.get("name") or channel_id))
+        read.append(progress)
+        if on_channel is not None:
+            on_channel(progress)
+    return read
