@@ -112,6 +112,21 @@ def all_time(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
     )
 
 
+def ranks_of(session: Session, members: list[Member]) -> dict[int, int]:
+    """All-time competition ranks of several public members: one count per distinct points value."""
+    public = [m for m in members if not (m.private or m.staff or m.merged_into_id is not None)]
+    if not public:
+        return {}
+    points = sorted({m.points for m in public})
+    ahead = {
+        value: int(
+            session.scalar(select(func.count()).select_from(Member).where(Member.points > value, *_public())) or 0
+        )
+        for value in points
+    }
+    return {m.id: ahead[m.points] + 1 for m in public}
+
+
 def rank_of(session: Session, member: Member) -> int | None:
     """Competition rank on the all-time leaderboard; private and merged members have none."""
     if member.private or member.staff or member.merged_into_id is not None:

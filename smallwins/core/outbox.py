@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from smallwins.core.contract import MemberSnapshot, OutboxChange, PermanentDeliveryError, Presenter
 from smallwins.core.rules import Catalogue
 from smallwins.core.store import OutboxItem, ParkedChange, PresenterCursor, Store, utcnow
-from smallwins.core.views import member_snapshot
+from smallwins.core.views import member_snapshot, member_snapshots
 
 log = structlog.get_logger(__name__)
 
@@ -54,14 +54,9 @@ async def deliver(
             if not items:
                 break
             delivered_up_to = last
-            snapshots: dict[int, MemberSnapshot] = {}  # presenters render current state: once per batch
+            snapshots = batch_snapshots(store, catalogue, {i.member_id for i in items}, default_timezone)
             try:
                 for item in items:
-                    if item.member_id not in snapshots:
-                        with store.sessions() as session:
-                            snapshots[item.member_id] = member_snapshot(
-                                session, catalogue, item.member_id, default_timezone=default_timezone
-                            )
                     snapshot = snapshots[item.member_id]
                     change = OutboxChange(id=item.id, member_id=item.member_id, kind=item.kind, payload=item.payload)
                     try:
@@ -76,6 +71,15 @@ async def deliver(
                 break
             _save_cursor(store, name, delivered_up_to)
     return applied
+
+
+def batch_snapshots(
+    store: Store, catalogue: Catalogue, member_ids: set[int], default_timezone: str
+) -> dict[int, MemberSnapshot]:
+    """Current snapshots of a batch's members, read together (presenters render current state,
+    so one snapshot per member serves all its changes in the batch)."""
+    with store.sessions() as session:
+        return member_snapshots(session, catalogue, member_ids, default_timezone=default_timezone)
 
 
 def park(store: Store, presenter: str, change: OutboxChange, reason: str) -> None:

@@ -5,6 +5,8 @@ The CLI and every presenter read through here, so "3 of 5 helpful replies" is co
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,8 +16,7 @@ from sqlalchemy.orm import Session
 
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.holdout import hidden_from
-from smallwins.core.identity import identities_of
-from smallwins.core.leaderboards import rank_of
+from smallwins.core.leaderboards import ranks_of
 from smallwins.core.rules import Catalogue, RuleContext
 from smallwins.core.store import Award, Identity, Member, RuleState, Voucher
 from smallwins.core.vouchers import display_code
@@ -60,6 +61,7 @@ def member_snapshot(
     *,
     default_timezone: str = "UTC",
     now: datetime | None = None,
+    shares: dict[str, float] | None = None,
 ) -> MemberSnapshot:
     """Everything shown about one member: identities, points, rank, awards (with tier, rarity,
     role), vouchers, and progress on every achievement (streak details, next tier).
@@ -67,24 +69,78 @@ def member_snapshot(
     Achievements the member is held out of (a holdout experiment) are left out entirely: every
     presenter reads members through here, so none can show them.
     """
-    member = session.get(Member, member_id)
-    if member is None:
+    found = member_snapshots(session, catalogue, [member_id], default_timezone=default_timezone, now=now, shares=shares)
+    if member_id not in found:
         raise MemberNotFound(f"no member {member_id}")
+    return found[member_id]
+
+
+def member_snapshots(
+    session: Session,
+    catalogue: Catalogue,
+    member_ids: Iterable[int],
+    *,
+    default_timezone: str = "UTC",
+    now: datetime | None = None,
+    shares: dict[str, float] | None = None,
+) -> dict[int, MemberSnapshot]:
+    """Snapshots of several members in a few queries (one per table, rarity once), by member id.
+
+    Presenters are fed a batch of changed members at a time; reading them one by one cost a
+    handful of queries each. Ids of members that do not exist are left out.
+    """
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
+    members = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(ids)))}
+    identities: dict[int, dict[str, list[str]]] = defaultdict(dict)
+    for row in session.scalars(select(Identity).where(Identity.member_id.in_(ids)).order_by(Identity.id)):
+        identities[row.member_id].setdefault(row.platform, []).append(row.account)
+    award_rows: dict[int, list[Award]] = defaultdict(list)
+    for award in session.scalars(select(Award).where(Award.member_id.in_(ids)).order_by(Award.awarded_at, Award.id)):
+        award_rows[award.member_id].append(award)
+    states: dict[int, dict[str, Any]] = defaultdict(dict)
+    for state in session.scalars(select(RuleState).where(RuleState.member_id.in_(ids))):
+        states[state.member_id][state.achievement_id] = state.state
+    vouchers: dict[int, list[Voucher]] = defaultdict(list)
+    for voucher in session.scalars(select(Voucher).where(Voucher.member_id.in_(ids)).order_by(Voucher.issued_at)):
+        vouchers[voucher.member_id].append(voucher)
+    ranks = ranks_of(session, list(members.values()))
+    shares = rarity(session) if shares is None else shares
+    moment = now or datetime.now(UTC)
+    return {
+        member.id: _snapshot(
+            catalogue,
+            member,
+            identities=identities.get(member.id, {}),
+            award_rows=award_rows.get(member.id, []),
+            states=states.get(member.id, {}),
+            voucher_rows=vouchers.get(member.id, []),
+            rank=ranks.get(member.id),
+            shares=shares,
+            ctx=RuleContext(member_id=member.id, timezone=ZoneInfo(member.timezone or default_timezone), now=moment),
+        )
+        for member in members.values()
+    }
+
+
+def _snapshot(
+    catalogue: Catalogue,
+    member: Member,
+    *,
+    identities: dict[str, list[str]],
+    award_rows: list[Award],
+    states: dict[str, Any],
+    voucher_rows: list[Voucher],
+    rank: int | None,
+    shares: dict[str, float],
+    ctx: RuleContext,
+) -> MemberSnapshot:
+    """One member's snapshot from rows already read."""
     hidden = hidden_from(catalogue, member.id)
-    ctx = RuleContext(
-        member_id=member.id, timezone=ZoneInfo(member.timezone or default_timezone), now=now or datetime.now(UTC)
-    )
-    identities: dict[str, list[str]] = {}
-    for found in identities_of(session, member.id):
-        identities.setdefault(found.platform, []).append(found.account)
-    rows = [
-        row
-        for row in session.scalars(select(Award).where(Award.member_id == member.id).order_by(Award.awarded_at))
-        if row.achievement_id not in hidden
-    ]
+    rows = [row for row in award_rows if row.achievement_id not in hidden]
     held = [row for row in rows if row.status == "active"]
     revoked = [row for row in rows if row.status == "revoked"]  # a moderator's "no": shown as such
-    shares = rarity(session)
     awards = []
     for row in held:
         achievement = catalogue.achievements.get(row.achievement_id)
@@ -102,10 +158,6 @@ def member_snapshot(
     roles = sorted(
         {a.role for row in held if (a := catalogue.achievements.get(row.achievement_id)) and a.role is not None}
     )
-    states = {
-        row.achievement_id: row.state
-        for row in session.scalars(select(RuleState).where(RuleState.member_id == member.id))
-    }
     held_ids = {row.achievement_id for row in held}
     revoked_ids = {row.achievement_id for row in revoked}
     progress = []
@@ -135,13 +187,12 @@ def member_snapshot(
                 ),
             }
         )
-    voucher_rows = session.scalars(select(Voucher).where(Voucher.member_id == member.id).order_by(Voucher.issued_at))
     return MemberSnapshot(
         member_id=member.id,
         display_name=member.display_name,
         identities=identities,
         points=member.points,
-        rank=rank_of(session, member),
+        rank=rank,
         awards=awards,
         progress=progress,
         merged_into=member.merged_into_id,

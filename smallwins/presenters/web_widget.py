@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 import structlog
@@ -28,7 +28,8 @@ class WidgetSettings(BaseModel):
 
 
 def widget_document(member: MemberSnapshot) -> dict[str, object]:
-    return asdict(member)
+    """The snapshot as a JSON-ready dict (its fields are plain data already: no deep copy)."""
+    return {f.name: getattr(member, f.name) for f in fields(member)}
 
 
 def _file_mode() -> int:
@@ -66,7 +67,7 @@ class WebWidgetPresenter:
         if member.merged_into is not None:
             path.unlink(missing_ok=True)
             return
-        text = json.dumps(widget_document(member), indent=2, sort_keys=True) + "\n"
+        text = json.dumps(widget_document(member), indent=1, sort_keys=True) + "\n"
         if write_if_changed(path, text):
             log.debug("web_widget.written", member=member.member_id, change=change.id)
 
