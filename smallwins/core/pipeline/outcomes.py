@@ -1,0 +1,111 @@
+"""What an ingest reports, what a recomputation plans, the per-transaction bookkeeping keys, and
+looking up stored events by key (shared by several stages)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from smallwins.core.replay import Position
+from smallwins.core.store import StoredEvent
+
+SYSTEM_ACTOR = "smallwins"
+LINK_EVENT = "link.code_presented"
+#: ``session.info`` keys of per-transaction work (rule states live in
+#: :mod:`smallwins.core.rule_states`): rule states found stale (an earlier event arrived late),
+#: by member; members whose stale rules follow a retraction; members to replay in full; keys
+#: retracted before their event arrived.
+STALE = "smallwins.stale_rule_states"
+STALE_CAUSE = "smallwins.stale_cause"
+RETRACTION_TOUCHED = "smallwins.retraction_touched"
+FULL_REPLAY = "smallwins.full_replay"
+RETRACTED_KEYS = "smallwins.retracted_keys"
+UNRESOLVED = "smallwins.unresolved"
+#: Attempts of a batch PostgreSQL aborted to break a deadlock, before going one event at a time.
+DEADLOCK_RETRIES = 4
+
+#: What happens to an award whose evidence was retracted (a deleted message): by default it is
+#: revoked (audited) when the rule is no longer met; ``keep`` leaves awards already made alone.
+RetractionPolicy = Literal["revoke", "keep"]
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one event."""
+
+    key: str
+    stored: bool
+    member_id: int | None
+    awarded: list[str] = field(default_factory=list)
+    warning: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """Totals of a batch of events, plus per-event warnings worth showing an operator."""
+
+    stored: int = 0
+    duplicates: int = 0
+    awarded: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, outcome: IngestOutcome) -> None:
+        if outcome.stored:
+            self.stored += 1
+        else:
+            self.duplicates += 1
+        self.awarded += len(outcome.awarded)
+        if outcome.warning:
+            self.warnings.append(f"{outcome.key}: {outcome.warning}")
+
+
+@dataclass
+class MemberPlan:
+    """What a recomputation would change for one member (shown by a dry run, applied as is)."""
+
+    member_id: int
+    display_name: str
+    states: dict[str, dict[str, Any]]
+    earned: dict[str, tuple[datetime, str | None]]
+    seen: dict[str, Position] = field(default_factory=dict)
+    award: list[str] = field(default_factory=list)
+    revoke: list[str] = field(default_factory=list)
+    tiers: list[tuple[str, str | None, str]] = field(default_factory=list)
+    redate: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.award or self.revoke or self.tiers or self.redate)
+
+
+@dataclass
+class Unresolved:
+    """What a transaction could not connect because the other half was not visible to it."""
+
+    approvals: set[str] = field(default_factory=set)  # approvals whose contribution was not found
+    approvals_seen: dict[str, set[str]] = field(default_factory=dict)  # contribution -> approvals found
+    retracted: set[str] = field(default_factory=set)  # events named by a retraction, not found
+
+
+def unresolved(session: Session) -> Unresolved:
+    found: Unresolved = session.info.setdefault(UNRESOLVED, Unresolved())
+    return found
+
+
+def is_deadlock(exc: OperationalError) -> bool:
+    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict."""
+    return getattr(exc.orig, "sqlstate", None) in {"40P01", "40001"}
+
+
+def stored_events(session: Session, keys: set[str]) -> dict[str, StoredEvent]:
+    """Stored events by ``source:id`` key, in one query (the unique index answers it)."""
+    pairs = [tuple(key.split(":", 1)) for key in keys if ":" in key]
+    if not pairs:
+        return {}
+    rows = session.scalars(select(StoredEvent).where(tuple_(StoredEvent.source, StoredEvent.event_id).in_(pairs)))
+    return {row.key: row for row in rows}

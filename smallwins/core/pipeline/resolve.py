@@ -1,0 +1,64 @@
+"""Stage 1, resolve identities: new members for first-seen accounts in one multi-row INSERT, then
+every member the batch touches locked in id order, with their rule states and awards loaded in
+a few queries.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from smallwins.core import awards, identity, rule_states
+from smallwins.core.events import Event
+from smallwins.core.identity import AccountRef
+from smallwins.core.pipeline.linking import Linking
+from smallwins.core.store import (
+    Award,
+    Identity,
+    StoredEvent,
+)
+
+
+class Resolution(Linking):
+    """Stage 1, resolve identities: new members for first-seen accounts in one multi-row INSERT, then"""
+
+    def _create_members(self, batch: list[Event]) -> None:
+        """Members for first-seen accounts, committed before the batch locks anything."""
+        accounts: dict[AccountRef, str | None] = {}
+        for event in batch:
+            accounts.setdefault(AccountRef(event.source, event.subject), event.data.get("display_name"))
+        with self.store.writes.begin() as session:
+            for member_id in identity.create_missing_members(session, accounts):
+                # presenters render every member, also one with nothing earned yet
+                awards.enqueue(session, member_id=member_id, kind="member.joined", at=self.clock(), payload={})
+
+    def _lock_batch_members(self, session: Session, batch: list[Event]) -> None:
+        """Lock, in id order, every member the batch will touch (actors, and the authors of what
+        it approves or retracts), and load their accounts and rule states: a few queries per
+        batch instead of a few per event."""
+        refs = {(e.source, e.subject) for e in batch}
+        accounts = session.execute(
+            select(Identity.platform, Identity.account, Identity.member_id).where(
+                tuple_(Identity.platform, Identity.account).in_(refs)
+            )
+        ).all()
+        member_ids = {member_id for _, _, member_id in accounts}
+        named = {tuple(key.split(":", 1)) for e in batch for key in (e.target, e.retracts) if key}
+        if named:
+            member_ids.update(
+                session.scalars(
+                    select(StoredEvent.member_id).where(tuple_(StoredEvent.source, StoredEvent.event_id).in_(named))
+                )
+            )
+        identity.lock_members(session, member_ids)
+        resolved = session.info.setdefault(identity.RESOLVED, {})
+        for platform, account, member_id in accounts:
+            resolved[AccountRef(platform, account)] = identity.lock_member(session, member_id)
+        locked = {member.id for member in session.info.get(identity.LOCKED, {}).values()}
+        rule_states.load(session, locked, self.catalogue.achievements)
+        held: dict[tuple[int, str], Award | None] = session.info.setdefault(awards.AWARDS, {})
+        for member_id in locked:
+            for achievement_id in self.catalogue.achievements:
+                held.setdefault((member_id, achievement_id), None)
+        for award in session.scalars(select(Award).where(Award.member_id.in_(locked))):
+            held[(award.member_id, award.achievement_id)] = award
