@@ -226,17 +226,21 @@ def ingest(
         str | None,
         typer.Option("--source", help="lines are recorded payloads of this source: pass them through its normalize"),
     ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="processes ingesting in parallel (PostgreSQL only)")
+    ] = 1,
 ) -> None:
     """Ingest a JSONL file. Bad lines are reported by number; the rest are ingested. Re-runs add nothing."""
+    if workers > 1:
+        ingest_with_workers(file, config, database, source, workers)
+        return
     with opened(config, database) as smallwins:
         normalize = None
         if source is not None:
             sources = smallwins.host.sources()
             if source not in sources:
                 raise fail(f"no installed source named '{source}'; installed: {', '.join(sorted(sources))}")
-            spec, enabled = sources[source], smallwins.components.get(source)
-            configured = spec.configured is not None and enabled is not None
-            normalize = spec.configured(enabled.settings) if configured else spec.normalize  # type: ignore[misc,union-attr]
+            normalize = smallwins.normalizer(source)
         report, rejected = ingest_file(smallwins, file, normalize)
         for warning in report.warnings:
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -244,6 +248,48 @@ def ingest(
     console.print(
         f"{report.stored} stored, {report.duplicates} already known, {rejected} rejected, "
         f"{report.awarded} achievements awarded; presenters updated: {delivered}"
+    )
+    if rejected:
+        raise typer.Exit(code=1)
+
+
+def ingest_with_workers(
+    file: Path, config: Path | None, database: str | None, source: str | None, workers: int
+) -> None:
+    """``ingest --workers N``: N processes on one PostgreSQL, partitioned by account."""
+    from smallwins.core.workers import WorkerFailed, ingest_parallel
+
+    with opened(config, database) as smallwins:
+        if smallwins.store.dialect != "postgresql":
+            raise fail("--workers needs PostgreSQL (SQLite takes one writer at a time); give --db postgresql://...")
+        if source is not None and source not in smallwins.host.sources():
+            raise fail(f"no installed source named '{source}'")
+        url = smallwins.store.engine.url.render_as_string(hide_password=False)
+        normalize = smallwins.normalizer(source) if source else None
+        total = rejected = 0
+        for result in read_lines(file, normalize=normalize):  # the workers read it too; reported once here
+            total += max(1, len(result.events))
+            if result.error is not None:
+                rejected += 1
+                errors.print(f"[yellow]{escape(str(file))}:{result.line_number}:[/] {escape(result.error)}")
+        with progress_bar() as bar:
+            task = bar.add_task(f"ingesting {escape(file.name)} with {workers} workers", total=total)
+            try:
+                totals = ingest_parallel(
+                    config_path(config),
+                    url,
+                    file,
+                    workers=workers,
+                    source=source,
+                    on_progress=lambda done: bar.update(task, completed=done),
+                )
+            except WorkerFailed as exc:
+                raise fail(str(exc)) from None
+            bar.update(task, completed=total)
+        delivered = deliver_outbox(smallwins)
+    console.print(
+        f"{totals['stored']} stored, {totals['duplicates']} already known, {rejected} rejected, "
+        f"{totals['awarded']} achievements awarded by {workers} workers; presenters updated: {delivered}"
     )
     if rejected:
         raise typer.Exit(code=1)

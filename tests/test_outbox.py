@@ -4,12 +4,13 @@ import json
 from pathlib import Path
 
 import anyio
+import pytest
 from sqlalchemy import select
 
 from smallwins.core.contract import MemberSnapshot, OutboxChange, PermanentDeliveryError
 from smallwins.core.engine import Engine
 from smallwins.core.outbox import deliver, delivery_state, parked_changes, pending_count, retry_parked
-from smallwins.core.store import PresenterCursor, Store
+from smallwins.core.store import PresenterCursor, Store, open_store
 from smallwins.presenters.web_widget import WebWidgetPresenter
 
 
@@ -115,3 +116,49 @@ def test_every_member_gets_a_widget_file_others_can_read(
         assert path.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(old_umask)
+
+
+class SlowRecorder:
+    """A presenter that takes a moment per change, so two runtimes would overlap."""
+
+    def __init__(self, seen: list[int]) -> None:
+        self.seen = seen
+
+    async def apply(self, change: OutboxChange, member: MemberSnapshot) -> None:
+        await anyio.sleep(0.002)
+        self.seen.append(change.id)
+
+
+@pytest.mark.postgres
+def test_two_runtimes_on_postgresql_deliver_each_change_once(engine: Engine, store: Store, make_event) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("the delivery lease is PostgreSQL's; SQLite has one runtime per file")
+    for i in range(40):
+        engine.ingest(make_event(subject=f"u{i % 20}"))
+    other = open_store(store.engine.url.render_as_string(hide_password=False))
+    seen: list[int] = []
+
+    async def both() -> list[dict[str, int]]:
+        results: list[dict[str, int]] = []
+
+        async def run(on: Store) -> None:
+            results.append(await deliver(on, engine.catalogue, {"widget": SlowRecorder(seen)}, batch_size=10))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, store)
+            group.start_soon(run, other)
+        return results
+
+    try:
+        results = anyio.run(both)
+    finally:
+        other.close()
+    assert sorted(r["widget"] for r in results) == [0, len(seen)], "one runtime held the lease, the other skipped"
+    assert len(seen) == len(set(seen)) == pending_total(store), "every change applied exactly once"
+
+
+def pending_total(store: Store) -> int:
+    from smallwins.core.store import OutboxItem
+
+    with store.sessions() as session:
+        return len(list(session.scalars(select(OutboxItem.id))))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -14,6 +16,7 @@ from smallwins.core.components import ComponentConfig, enabled_components
 from smallwins.core.config import AppConfig, load_app_config, load_catalogue
 from smallwins.core.contract import MemberSnapshot, PluginContext, Presenter, PresenterSpec, SourceSpec
 from smallwins.core.engine import Engine
+from smallwins.core.events import Event
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Catalogue
 from smallwins.core.store import Store, open_store
@@ -60,6 +63,14 @@ class App:
         """The enabled sources, by name."""
         found = {name: component.spec for name, component in self.components.items()}
         return {name: spec for name, spec in found.items() if isinstance(spec, SourceSpec)}
+
+    def normalizer(self, source: str) -> Callable[[Mapping[str, Any]], list[Event]]:
+        """How recorded payloads of an installed source become events: with the operator's
+        settings when the source is enabled and can use them, else with its defaults."""
+        spec, enabled = self.host.sources()[source], self.components.get(source)
+        if spec.configured is not None and enabled is not None:
+            return spec.configured(enabled.settings)
+        return spec.normalize
 
     def snapshot(self, session: Session, member_id: int) -> MemberSnapshot:
         """A member as presenters and the CLI show them, in this community's time zone."""

@@ -10,10 +10,12 @@ on, so one member's broken change does not hold back the others; parked changes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from smallwins.core.contract import MemberSnapshot, OutboxChange, PermanentDeliveryError, Presenter
 from smallwins.core.rules import Catalogue
@@ -42,34 +44,74 @@ async def deliver(
     applied: dict[str, int] = {}
     for name, presenter in presenters.items():
         applied[name] = 0
-        while True:
-            with store.sessions() as session:
-                cursor = session.get(PresenterCursor, name)
-                last = cursor.last_outbox_id if cursor else 0
-                items = list(
-                    session.scalars(
-                        select(OutboxItem).where(OutboxItem.id > last).order_by(OutboxItem.id).limit(batch_size)
-                    )
+        with delivery_lease(store, name) as leased:
+            if not leased:
+                log.debug("outbox.presenter_busy", presenter=name)  # another runtime delivers it now
+                continue
+            applied[name] = await _deliver_to(store, catalogue, name, presenter, batch_size, default_timezone)
+    return applied
+
+
+#: First key of the advisory locks that lease a presenter's delivery ("swob" in ASCII).
+LEASE_CLASS = 0x73776F62
+
+
+@contextmanager
+def delivery_lease(store: Store, presenter: str) -> Iterator[bool]:
+    """Whether this process may deliver to ``presenter`` now; held until the block ends.
+
+    On PostgreSQL, several runtimes may share a store: a session advisory lock per presenter
+    makes sure only one of them delivers a presenter's changes at a time, so no change is
+    applied twice. SQLite has one runtime per file, so the lease is always granted there.
+    """
+    if store.dialect != "postgresql":
+        yield True
+        return
+    key = {"cls": LEASE_CLASS, "obj": zlib.crc32(presenter.encode()) - 2**31}
+    with store.engine.connect() as connection:
+        leased = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:cls, :obj)"), key))
+        connection.commit()
+        try:
+            yield leased
+        finally:
+            if leased:
+                connection.execute(text("SELECT pg_advisory_unlock(:cls, :obj)"), key)
+                connection.commit()
+
+
+async def _deliver_to(
+    store: Store, catalogue: Catalogue, name: str, presenter: Presenter, batch_size: int, default_timezone: str
+) -> int:
+    """Deliver one presenter's pending changes, batch by batch; how many it applied."""
+    applied = 0
+    while True:
+        with store.sessions() as session:
+            cursor = session.get(PresenterCursor, name)
+            last = cursor.last_outbox_id if cursor else 0
+            items = list(
+                session.scalars(
+                    select(OutboxItem).where(OutboxItem.id > last).order_by(OutboxItem.id).limit(batch_size)
                 )
-            if not items:
-                break
-            delivered_up_to = last
-            snapshots = batch_snapshots(store, catalogue, {i.member_id for i in items}, default_timezone)
-            try:
-                for item in items:
-                    snapshot = snapshots[item.member_id]
-                    change = OutboxChange(id=item.id, member_id=item.member_id, kind=item.kind, payload=item.payload)
-                    try:
-                        await presenter.apply(change, snapshot)
-                        applied[name] += 1
-                    except PermanentDeliveryError as exc:
-                        park(store, name, change, str(exc))
-                    delivered_up_to = item.id
-            except Exception as exc:  # a presenter failing must not lose or skip changes
-                log.warning("outbox.presenter_failed", presenter=name, outbox_id=item.id, error=str(exc))
-                _save_cursor(store, name, delivered_up_to, failure=(item.id, f"{type(exc).__name__}: {exc}"))
-                break
-            _save_cursor(store, name, delivered_up_to)
+            )
+        if not items:
+            break
+        delivered_up_to = last
+        snapshots = batch_snapshots(store, catalogue, {i.member_id for i in items}, default_timezone)
+        try:
+            for item in items:
+                snapshot = snapshots[item.member_id]
+                change = OutboxChange(id=item.id, member_id=item.member_id, kind=item.kind, payload=item.payload)
+                try:
+                    await presenter.apply(change, snapshot)
+                    applied += 1
+                except PermanentDeliveryError as exc:
+                    park(store, name, change, str(exc))
+                delivered_up_to = item.id
+        except Exception as exc:  # a presenter failing must not lose or skip changes
+            log.warning("outbox.presenter_failed", presenter=name, outbox_id=item.id, error=str(exc))
+            _save_cursor(store, name, delivered_up_to, failure=(item.id, f"{type(exc).__name__}: {exc}"))
+            break
+        _save_cursor(store, name, delivered_up_to)
     return applied
 
 
