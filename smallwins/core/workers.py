@@ -11,6 +11,7 @@ job, because ingest is idempotent.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import zlib
 from collections.abc import Callable, Iterator
@@ -28,7 +29,30 @@ log = structlog.get_logger(__name__)
 
 def partition_of(event: Event, workers: int) -> int:
     """Which of ``workers`` processes ingests this event: stable for an account."""
-    return zlib.crc32(f"{event.source}:{event.subject}".encode()) % workers
+    return account_partition(event.source, event.subject, workers)
+
+
+def account_partition(source: str, subject: str, workers: int) -> int:
+    return zlib.crc32(f"{source}:{subject}".encode()) % workers
+
+
+def _someone_elses(raw: bytes, job: WorkerJob) -> bool:
+    """A cheap look at a normalized line: does it clearly belong to another worker?
+
+    Validating an event costs far more than reading two fields, and every worker reads every
+    line: lines of other partitions are skipped before validation. Anything unusual is left to
+    the full parse (and reported by the command, not here).
+    """
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return True  # the command reports bad lines once; workers skip them
+    if not isinstance(payload, dict):
+        return True
+    source, subject = payload.get("source"), payload.get("subject")
+    if not isinstance(source, str) or not isinstance(subject, str):
+        return False
+    return account_partition(source.strip(), subject.strip(), job.workers) != job.index
 
 
 @dataclass(frozen=True)
@@ -46,13 +70,20 @@ class WorkerFailed(RuntimeError):
 
 
 def _events_of(app: Any, job: WorkerJob) -> Iterator[Event]:
-    from smallwins.adapters.jsonl import read_lines
+    from smallwins.adapters.jsonl import parse_line, read_lines
 
-    normalize = app.normalizer(job.source) if job.source is not None else None
-    for result in read_lines(job.file, normalize=normalize):
-        for event in result.events:
-            if partition_of(event, job.workers) == job.index:
-                yield event
+    if job.source is not None:  # platform payloads: only the source's normalizer knows the account
+        normalize = app.normalizer(job.source)
+        for result in read_lines(job.file, normalize=normalize):
+            yield from (e for e in result.events if partition_of(e, job.workers) == job.index)
+        return
+    with job.file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip() or _someone_elses(raw, job):
+                continue
+            parsed = parse_line(number, raw)
+            if parsed is not None:
+                yield from (e for e in parsed.events if partition_of(e, job.workers) == job.index)
 
 
 def run_worker(job: WorkerJob, progress: Synchronized, results: Any) -> None:
