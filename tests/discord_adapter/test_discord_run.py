@@ -56,10 +56,11 @@ def test_smallwins_run_connects_the_bot_and_gives_roles(tmp_path: Path) -> None:
         wait_for(lambda: FIRST_WORDS_ROLE in fake.accounts[4001].roles, "the role for First Words")
         assert ("PUT", f"/guilds/{GUILD_ID}/members/4001/roles/{FIRST_WORDS_ROLE}", None) in fake.requests
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # as systemd or docker stop would
         output = process.communicate(timeout=30)[0]
         server.stop()
     assert "runtime.source_started" in output and "discord" in output, output
+    assert process.returncode == 0 and "stopped" in output, "SIGTERM stops the runtime cleanly"
 
 
 def test_smallwins_run_without_the_token_says_which_variable(tmp_path: Path) -> None:
