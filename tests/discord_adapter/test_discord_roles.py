@@ -137,3 +137,30 @@ def test_drift_is_repaired_or_respected_and_roles_follow_a_merge(
         app.close()
 
     anyio.run(scenario)
+
+
+def test_discord_sync_repairs_every_member(
+    make_app: Callable[..., App], point_discord_py_at: Callable[[FakeDiscord], None]
+) -> None:
+    """``smallwins discord sync``: roles removed by hand come back without waiting for a change."""
+    from smallwins.adapters.discord.commands import sync_roles
+
+    app = make_app()
+
+    async def scenario() -> None:
+        fake = await FakeDiscord().start()
+        point_discord_py_at(fake)
+        setup(fake)
+        posts(app, ALICE, 1)
+        posts(app, BOB, 4)
+        await app.deliver()
+        await app.close_presenters()
+        fake.accounts[ALICE].roles.clear()
+        fake.accounts[BOB].roles.discard(VOICE_SILVER_ROLE)
+        assert await sync_roles(app) == 2, "two accounts changed"
+        assert fake.accounts[ALICE].roles == {FIRST_WORDS_ROLE}
+        assert fake.accounts[BOB].roles == {FIRST_WORDS_ROLE, VOICE_SILVER_ROLE}
+        assert await sync_roles(app) == 0, "nothing left to repair"
+        await fake.stop()
+
+    anyio.run(scenario)
