@@ -82,10 +82,15 @@ class App:
             now=self.engine.clock(),
         )
 
-    async def deliver(self) -> dict[str, int]:
-        """Deliver pending outbox changes to the enabled presenters."""
+    def presenter_names(self) -> list[str]:
+        """The enabled presenters, by name (without making them)."""
+        return sorted(name for name, c in self.components.items() if isinstance(c.spec, PresenterSpec))
+
+    async def deliver(self, only: set[str] | None = None) -> dict[str, int]:
+        """Deliver pending outbox changes to the enabled presenters (or to those named in ``only``)."""
+        presenters = {n: p for n, p in self.presenters().items() if only is None or n in only}
         return await outbox.deliver(
-            self.store, self.catalogue, self.presenters(), default_timezone=self.config.core.default_timezone
+            self.store, self.catalogue, presenters, default_timezone=self.config.core.default_timezone
         )
 
     async def retry_parked(self, outbox_ids: set[int] | None = None) -> tuple[int, int]:
