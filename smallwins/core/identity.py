@@ -194,10 +194,6 @@ def find_identity(session: Session, ref: AccountRef) -> Identity | None:
     return session.scalar(select(Identity).where(Identity.platform == ref.platform, Identity.account == ref.account))
 
 
-def identities_of(session: Session, member_id: int) -> list[Identity]:
-    return list(session.scalars(select(Identity).where(Identity.member_id == member_id).order_by(Identity.id)))
-
-
 def normalize_code(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 

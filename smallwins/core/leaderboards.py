@@ -129,10 +129,7 @@ def ranks_of(session: Session, members: list[Member]) -> dict[int, int]:
 
 def rank_of(session: Session, member: Member) -> int | None:
     """Competition rank on the all-time leaderboard; private and merged members have none."""
-    if member.private or member.staff or member.merged_into_id is not None:
-        return None
-    ahead = session.scalar(select(func.count()).select_from(Member).where(Member.points > member.points, *_public()))
-    return int(ahead or 0) + 1
+    return ranks_of(session, [member]).get(member.id)
 
 
 def standings(session: Session, board: str, period: str, *, limit: int = 10) -> list[LeaderboardRow]:

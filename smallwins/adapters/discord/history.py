@@ -95,7 +95,6 @@ async def read_channel(
     after: int,
     rules: CreditRules,
     deliver: Callable[[list[Event], str], Awaitable[None]],
-    on_page: Callable[[int], None] | None = None,
 ) -> ChannelProgress:
     """Every message of one channel after the id ``after``, oldest first, delivered page by page.
 
@@ -124,8 +123,6 @@ async def read_channel(
         progress.messages += len(page)
         progress.events += len(events)
         await deliver(events, str(after))
-        if on_page is not None:
-            on_page(len(page))
         if len(page) < PAGE:
             break
     log.info("discord.channel_read", channel=progress.channel_id, messages=progress.messages, events=progress.events)

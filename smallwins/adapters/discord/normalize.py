@@ -111,6 +111,12 @@ def _time(value: Any, fallback: datetime) -> datetime:
     return fallback
 
 
+def _with_name(data: dict[str, Any], payload: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the member's name as the server shows it, when there is one."""
+    name = _display_name(payload, user)
+    return {**data, "display_name": name} if name else data
+
+
 def _display_name(payload: Mapping[str, Any], user: Mapping[str, Any]) -> str | None:
     member = payload.get("member") or {}
     name = member.get("nick") or user.get("global_name") or user.get("username")
@@ -142,9 +148,7 @@ def _message_posted(d: Mapping[str, Any], rules: CreditRules) -> list[Event]:
     reference = d.get("message_reference") or {}
     if d.get("type") == 19 and reference.get("message_id"):
         data["reply_to"] = str(reference["message_id"])
-    name = _display_name(d, author)
-    if name:
-        data["display_name"] = name
+    data = _with_name(data, d, author)
     return [
         Event(
             id=credited_id(message_id, str(author["id"]), credit),
@@ -221,9 +225,7 @@ def _reaction(d: Mapping[str, Any], received: datetime, rules: CreditRules, *, a
     if not author_id or str(author_id) == user_id or not credit.credited:
         return []  # one's own message earns no approval; an unknown author cannot be credited
     data: dict[str, Any] = {"target": f"{SOURCE}:{credited_id(message_id, str(author_id), credit)}"}
-    name = _display_name(d, member.get("user") or {})
-    if name:
-        data["display_name"] = name
+    data = _with_name(data, d, member.get("user") or {})
     return [
         Event(
             id=key,
@@ -242,10 +244,7 @@ def _member_joined(d: Mapping[str, Any]) -> list[Event]:
     if not user or _is_automated(user):
         return []
     joined = _time(d.get("joined_at"), snowflake_time(user["id"]))
-    data = {"guild_id": str(d.get("guild_id"))}
-    name = _display_name(d, user)
-    if name:
-        data["display_name"] = name
+    data = _with_name({"guild_id": str(d.get("guild_id"))}, d, user)
     return [
         Event(
             id=f"joined:{d.get('guild_id')}:{user['id']}:{int(joined.timestamp())}",
