@@ -25,7 +25,7 @@ from smallwins.core import leaderboards, views
 from smallwins.core.app import App, build_app
 from smallwins.core.config import DEFAULT_CONFIG, ConfigError
 from smallwins.core.contract import PresenterSpec, SourceSpec
-from smallwins.core.engine import IngestReport
+from smallwins.core.engine import BULK_BATCH_SIZE, IngestReport
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef, IdentityError
 from smallwins.core.logs import LogFormat, configure_logging
@@ -171,7 +171,7 @@ def ingest_with_progress(smallwins: App, events: Iterable[Event], description: s
     report = IngestReport()
     with progress_bar() as bar:
         task = bar.add_task(description, total=total)
-        for outcome in smallwins.engine.ingest_many(events):
+        for outcome in smallwins.engine.ingest_many(events, batch_size=BULK_BATCH_SIZE):
             report.add(outcome)
             bar.advance(task)
     return report
@@ -198,9 +198,10 @@ def ingest_file(smallwins: App, file: Path, normalize: Normalizer | None = None)
                 bar.console.print(
                     f"[yellow]{escape(str(file))}:{result.line_number}:[/] {escape(result.error or '')}",
                     highlight=False,
+                    soft_wrap=True,  # one problem per line, whole, whatever the terminal's width: greppable
                 )
 
-        for outcome in smallwins.engine.ingest_many(valid_events()):
+        for outcome in smallwins.engine.ingest_many(valid_events(), batch_size=BULK_BATCH_SIZE):
             report.add(outcome)
             bar.advance(task)  # approximate when a payload gives several events
     return report, rejected

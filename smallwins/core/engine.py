@@ -14,7 +14,7 @@ member's history itself changes (merge, unlink, time zone) or a moderator asks f
 from __future__ import annotations
 
 from smallwins.core import awards, identity, vouchers
-from smallwins.core.pipeline.ingest import Ingestion
+from smallwins.core.pipeline.ingest import BULK_BATCH_SIZE, Ingestion
 from smallwins.core.pipeline.outcomes import (
     LINK_EVENT,
     SYSTEM_ACTOR,
@@ -33,6 +33,7 @@ from smallwins.core.store import (
 )
 
 __all__ = [
+    "BULK_BATCH_SIZE",
     "LINK_EVENT",
     "SYSTEM_ACTOR",
     "Engine",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from smallwins.core.store import (
@@ -22,6 +23,7 @@ from smallwins.core.store import (
     Voucher,
     dialect_insert,
     insert_ignoring_conflict,
+    next_ids,
     utcnow,
 )
 
@@ -108,16 +110,19 @@ def create_missing_members(session: Session, accounts: dict[AccountRef, str | No
         return []
     ordered = sorted(missing, key=str)
     now = utcnow()
-    member_ids = list(
-        session.scalars(
-            insert(Member).returning(Member.id, sort_by_parameter_order=True),
-            [
-                {"display_name": (missing[ref] or str(ref))[:200], "points": 0, "private": False, "staff": False,
-                 "created_at": now}
-                for ref in ordered
-            ],
-        )
-    )
+    members = [
+        {"display_name": (missing[ref] or str(ref))[:200], "points": 0, "private": False, "staff": False,
+         "created_at": now}
+        for ref in ordered
+    ]
+    member_table = cast(Table, Member.__table__)
+    if session.get_bind().dialect.name == "sqlite":  # ids chosen here let the INSERT be one statement
+        member_ids = next_ids(session, member_table, len(members))
+        for row, member_id in zip(members, member_ids, strict=True):
+            row["id"] = member_id
+        session.execute(insert(member_table), members)
+    else:
+        member_ids = list(session.scalars(insert(Member).returning(Member.id, sort_by_parameter_order=True), members))
     table = Identity.__table__
     statement = (
         dialect_insert(session.get_bind().dialect.name, table)  # type: ignore[arg-type]

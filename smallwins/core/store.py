@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import (
     JSON,
@@ -24,10 +25,13 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
@@ -52,7 +56,8 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
@@ -323,20 +328,27 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
+def _json_dumps(value: Any) -> str:
+    """JSON columns (event data, rule states, outbox payloads) through orjson: on the ingest path
+    several times faster than the standard library; non-string keys become strings, as there."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url`` with the settings smallwins relies on for that dialect."""
     parsed = make_url(url)
+    json_codec = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **json_codec)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, **json_codec)
 
 
 WRITE_OPTION = "smallwins_writes"
@@ -367,6 +379,34 @@ class Store:
         self.engine.dispose()
 
 
+def next_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` unused ids for new rows of ``table`` (single integer primary key ``id``).
+
+    For SQLite only: it cannot return autoincrement ids of a multi-row INSERT in parameter
+    order, so SQLAlchemy would send such an INSERT (and an ORM flush of new rows) one row at a
+    time. Ids chosen here let it batch. Safe because a SQLite write transaction holds the
+    database's single write lock (``BEGIN IMMEDIATE``), and one that read before another
+    committed cannot write at all (WAL snapshot).
+    """
+    highest = session.execute(select(func.max(table.c.id))).scalar() or 0
+    return list(range(highest + 1, highest + 1 + count))
+
+
+def _assign_sqlite_ids(session: Session, _context: Any, _instances: Any) -> None:
+    """Before a flush on SQLite, give new rows their ids (see :func:`next_ids`), so the flush
+    inserts each table's new rows in one batched statement instead of one per row."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    waiting: dict[Table, list[Any]] = {}
+    for instance in session.new:
+        table = instance.__table__
+        if "id" in table.c and table.c.id.primary_key and table.c.id.autoincrement and instance.id is None:
+            waiting.setdefault(table, []).append(instance)
+    for table, instances in waiting.items():
+        for instance, new_id in zip(instances, next_ids(session, table, len(instances)), strict=True):
+            instance.id = new_id
+
+
 def open_store(url: str, *, migrate: bool = True) -> Store:
     """Open the database at ``url`` and (by default) upgrade its schema to the newest revision."""
     engine = create_db_engine(url)
@@ -382,6 +422,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         writes=sessionmaker(writer, expire_on_commit=False),
     )
     event.listen(store.writes, "before_commit", store._run_before_commit)
+    event.listen(store.writes, "before_flush", _assign_sqlite_ids)
     return store
 
 

@@ -35,6 +35,12 @@ from smallwins.core.store import (
 
 log = structlog.get_logger(__name__)
 
+#: Events per transaction when a whole file or a history is ingested. Rule states are loaded
+#: and written once per member per batch, so larger batches cost less per event (10k/3k
+#: members: 1,000 per batch 1.6k ev/s, 10,000 per batch 2.9k ev/s on SQLite); live sources
+#: deliver in the small batches they arrive in.
+BULK_BATCH_SIZE = 10_000
+
 
 class Ingestion(Routing):
     """The ingest pipeline, batch by batch: resolve, store, route, apply rules, settle, then one commit"""
