@@ -73,6 +73,25 @@ def write_pending(session: Session) -> None:
         rows = session.info.pop(key, None)
         if rows:
             session.execute(insert(cast(Table, model.__table__)), rows)
+            session.info[STANDING_CHANGED] = True
+
+
+#: ``session.info`` key: this transaction changed someone's standing (it audited or queued).
+STANDING_CHANGED = "smallwins.standing_changed"
+_committed_changes = 0
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed_change(session: Session) -> None:
+    global _committed_changes
+    if session.info.pop(STANDING_CHANGED, False):
+        _committed_changes += 1
+
+
+def committed_changes() -> int:
+    """How many transactions of this process have committed a change of standing: read models
+    that cache (rarity) compare it to know that what they hold is out of date."""
+    return _committed_changes
 
 
 def record(

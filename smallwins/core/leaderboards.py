@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
+from smallwins.core import rank_index
 from smallwins.core.rules import LeaderboardSpec
 from smallwins.core.store import Member, PeriodPoints, dialect_insert
 
@@ -113,17 +114,12 @@ def all_time(session: Session, *, limit: int = 10) -> list[LeaderboardRow]:
 
 
 def ranks_of(session: Session, members: list[Member]) -> dict[int, int]:
-    """All-time competition ranks of several public members: one count per distinct points value."""
+    """All-time competition ranks of several public members, from the counts per points total
+    (:mod:`smallwins.core.rank_index`): one indexed sum per distinct total, not a count of members."""
     public = [m for m in members if not (m.private or m.staff or m.merged_into_id is not None)]
     if not public:
         return {}
-    points = sorted({m.points for m in public})
-    ahead = {
-        value: int(
-            session.scalar(select(func.count()).select_from(Member).where(Member.points > value, *_public())) or 0
-        )
-        for value in points
-    }
+    ahead = rank_index.members_above(session, (m.points for m in public))
     return {m.id: ahead[m.points] + 1 for m in public}
 
 

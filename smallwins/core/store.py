@@ -92,6 +92,18 @@ class Member(Base):
     __table_args__ = (Index("ix_members_leaderboard", "points", "id"),)
 
 
+class PointsCount(Base):
+    """How many public members (not merged, private or staff) hold each non-zero all-time points
+    total: a rank is one more than the members above, summed here over distinct totals instead
+    of counted over the members table. Kept by :mod:`smallwins.core.rank_index` at every flush.
+    """
+
+    __tablename__ = "points_counts"
+
+    points: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    members: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Identity(Base):
     """One platform account (discord user id, youtube channel id, email, web visitor id)."""
 
@@ -410,6 +422,8 @@ def _assign_sqlite_ids(session: Session, _context: Any, _instances: Any) -> None
 def open_store(url: str, *, migrate: bool = True) -> Store:
     """Open the database at ``url`` and (by default) upgrade its schema to the newest revision."""
     engine = create_db_engine(url)
+    import smallwins.core.rank_index  # noqa: F401  (its flush listener keeps the rank counts)
+
     if migrate:
         from smallwins.core.migrate import upgrade
 

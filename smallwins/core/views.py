@@ -5,6 +5,8 @@ The CLI and every presenter read through here, so "3 of 5 helpful replies" is co
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from smallwins.core import awards
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.holdout import hidden_from
 from smallwins.core.leaderboards import ranks_of
@@ -236,8 +239,30 @@ def next_targets(snapshot: MemberSnapshot) -> list[dict[str, Any]]:
     return sorted(best.values(), key=lambda i: -(i["current"] / max(i["target"], 1)))
 
 
+#: Seconds a rarity count is reused for (by this process; its own changes recount at once).
+RARITY_TTL_S = 60.0
+_rarity_counted: weakref.WeakKeyDictionary[Any, tuple[float, int, dict[str, float]]] = weakref.WeakKeyDictionary()
+
+
 def rarity(session: Session) -> dict[str, float]:
-    """Share of members (not merged away, not staff) holding each achievement, 0..1."""
+    """Share of members (not merged away, not staff) holding each achievement, 0..1.
+
+    A count over every award and member: at a million members it costs far more than the rest
+    of a widget document. It is shown as "held by 12%", so it is reused for up to
+    :data:`RARITY_TTL_S` per database, and recounted as soon as this process commits a change
+    of standing (another process's changes show within the TTL).
+    """
+    pool = session.get_bind().engine.pool
+    cached = _rarity_counted.get(pool)
+    now, changes = time.monotonic(), awards.committed_changes()
+    if cached is not None and cached[1] == changes and now - cached[0] < RARITY_TTL_S:
+        return cached[2]
+    shares = _count_rarity(session)
+    _rarity_counted[pool] = (now, changes, shares)
+    return shares
+
+
+def _count_rarity(session: Session) -> dict[str, float]:
     total = (
         session.scalar(
             select(func.count()).select_from(Member).where(Member.merged_into_id.is_(None), Member.staff.is_(False))
