@@ -6,8 +6,9 @@ One command, a table and ``bench/results_reads.json``::
     python bench/bench_reads.py --members 100000 --backend sqlite
 
 The store is filled directly with bulk INSERTs (ingesting a million members' history is what
-``bench_scale.py --full`` measures): members with heavy-tailed points, 5% private, awards of the demo catalogue held by a share of members that falls with
-difficulty, the counts per points total the rank index keeps. Each read is the median of 50
+``bench_scale.py --full`` measures): members with heavy-tailed points, 5% private, awards of the
+demo catalogue held by a share of members that falls with difficulty, the counts per points
+total the rank index keeps. Each read is the median of 50
 calls on members spread over the ranking; "rank by counting" is the query ranks used before the
 rank index, timed for comparison. PostgreSQL uses ``--pg`` (default ``sw_bench``), reset first.
 """

@@ -294,7 +294,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="1,000,000 events over 100,000 members")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg", default=os.environ.get("SMALLWINS_BENCH_PG_URL", DEFAULT_PG))
-    parser.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (the CLI ingests files in 10,000)")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (as the CLI's)")
     parser.add_argument("--profile", help="write a pyinstrument profile of the ingest to this file")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

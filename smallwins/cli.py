@@ -615,6 +615,37 @@ def backfill(
     console.print(backfill_table(tally, title="Backfill preview (dry run)" if dry_run else "Backfill applied"))
 
 
+@app.command("migrate-store")
+def migrate_store(
+    to: Annotated[str, typer.Option("--to", help="SQLAlchemy URL of an empty database, e.g. postgresql://host/smallwins")],
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Copy the whole store (every table, ids kept) into an empty database, then compare counts.
+
+    The path from the embedded SQLite to PostgreSQL: stop `smallwins run` first, copy, then point
+    `[smallwins.store] url` in plugins.toml at the new database. The source is only read.
+    """
+    from smallwins.adapters.web import models as web_models  # noqa: F401  (its tables are in every store)
+    from smallwins.core.copy_store import CopyError, copy_store, table_counts
+
+    with opened(config, database) as smallwins:
+        total = sum(table_counts(smallwins.store).values())
+        with progress_bar() as bar:
+            task = bar.add_task("copying", total=total)
+            try:
+                copies = copy_store(smallwins.store, to, on_rows=lambda _table, n: bar.advance(task, n))
+            except CopyError as exc:
+                raise fail(str(exc)) from None
+    table = Table(title="Copied, counted on both sides")
+    for column in ("table", "source rows", "target rows"):
+        table.add_column(column, justify="right" if column != "table" else "left")
+    for copy in copies:
+        table.add_row(copy.name, f"{copy.source_rows:,}", f"{copy.target_rows:,}")
+    console.print(table)
+    console.print(escape(f"now set [smallwins.store] url = \"{to}\" in plugins.toml"), highlight=False)
+
+
 @link_app.command("code")
 def link_code(
     account: Annotated[str, typer.Argument(help="PLATFORM:ACCOUNT asking for the code")],

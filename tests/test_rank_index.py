@@ -74,7 +74,8 @@ def test_counts_follow_every_change_of_standing(engine: Engine, store: Store, ma
     assert kept(store) == recounted(store)
     engine.ingest(make_event(subject="u6", type="message.posted", id="late", at=T0 - timedelta(days=3)))
     engine.ingest(
-        Event(id="undo", source="discord", type="message.deleted", subject="u6", time=T0, data={"retracts": "discord:late"})
+        Event(id="undo", source="discord", type="message.deleted", subject="u6", time=T0,
+              data={"retracts": "discord:late"})
     )
     engine.recompute(u2, reason="check")
     assert kept(store) == recounted(store)
