@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, tuple_, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from smallwins.core.store import (
@@ -24,6 +24,8 @@ from smallwins.core.store import (
     dialect_insert,
     insert_ignoring_conflict,
     next_ids,
+    one_of,
+    pair_in,
     utcnow,
 )
 
@@ -79,7 +81,8 @@ def lock_members(session: Session, member_ids: set[int]) -> None:
     wanted = sorted(member_ids - set(locked))
     if not wanted:
         return
-    rows = session.execute(select(Member).where(Member.id.in_(wanted)).order_by(Member.id).with_for_update())
+    locking = select(Member).where(one_of(session, Member.id, wanted)).order_by(Member.id).with_for_update()
+    rows = session.execute(locking)
     for member in rows.scalars():
         if member.merged_into_id is None:
             locked[member.id] = member
@@ -102,7 +105,7 @@ def create_missing_members(session: Session, accounts: dict[AccountRef, str | No
     for start in range(0, len(refs), LOOKUP_CHUNK):
         for platform, account in session.execute(
             select(Identity.platform, Identity.account).where(
-                tuple_(Identity.platform, Identity.account).in_(refs[start : start + LOOKUP_CHUNK])
+                pair_in(session, Identity.platform, Identity.account, refs[start : start + LOOKUP_CHUNK])
             )
         ):
             missing.pop(AccountRef(platform, account), None)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from smallwins.core.store import RuleState, dialect_insert, utcnow
+from smallwins.core.store import RuleState, dialect_insert, one_of, utcnow
 
 #: ``session.info`` key: member id -> achievement id -> saved state (``None``: none saved yet).
 CACHE = "smallwins.rule_states"
@@ -62,7 +62,7 @@ def load(session: Session, member_ids: Iterable[int], achievement_ids: Iterable[
     for start in range(0, len(wanted), LOAD_CHUNK):
         chunk = wanted[start : start + LOAD_CHUNK]
         for member_id, achievement_id, state, met, seen_time, seen_key in session.execute(
-            select(*columns).where(table.c.member_id.in_(chunk))
+            select(*columns).where(one_of(session, table.c.member_id, chunk))
         ):
             cache[member_id][achievement_id] = SavedState(member_id, achievement_id, state, met, seen_time, seen_key)
 

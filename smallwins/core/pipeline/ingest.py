@@ -31,6 +31,7 @@ from smallwins.core.store import (
     Member,
     StoredEvent,
     insert_ignoring_conflict,
+    one_of,
 )
 
 log = structlog.get_logger(__name__)
@@ -108,7 +109,9 @@ class Ingestion(Routing):
         """
         self._lock_batch_members(session, batch)
         session.info[RETRACTED_KEYS] = set(
-            session.scalars(select(StoredEvent.retracts).where(StoredEvent.retracts.in_({e.key for e in batch})))
+            session.scalars(
+                select(StoredEvent.retracts).where(one_of(session, StoredEvent.retracts, {e.key for e in batch}))
+            )
         )
         order = sorted(range(len(batch)), key=lambda i: Position.own(batch[i]))
         special = [i for i in order if batch[i].type == LINK_EVENT or batch[i].retracts is not None]

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from smallwins.core.replay import Position
-from smallwins.core.store import StoredEvent
+from smallwins.core.store import StoredEvent, pair_in
 
 SYSTEM_ACTOR = "smallwins"
 LINK_EVENT = "link.code_presented"
@@ -107,5 +107,5 @@ def stored_events(session: Session, keys: set[str]) -> dict[str, StoredEvent]:
     pairs = [tuple(key.split(":", 1)) for key in keys if ":" in key]
     if not pairs:
         return {}
-    rows = session.scalars(select(StoredEvent).where(tuple_(StoredEvent.source, StoredEvent.event_id).in_(pairs)))
+    rows = session.scalars(select(StoredEvent).where(pair_in(session, StoredEvent.source, StoredEvent.event_id, pairs)))
     return {row.key: row for row in rows}

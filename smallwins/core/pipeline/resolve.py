@@ -5,7 +5,7 @@ a few queries.
 
 from __future__ import annotations
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smallwins.core import awards, identity, rule_states
@@ -16,6 +16,8 @@ from smallwins.core.store import (
     Award,
     Identity,
     StoredEvent,
+    one_of,
+    pair_in,
 )
 
 
@@ -39,7 +41,7 @@ class Resolution(Linking):
         refs = {(e.source, e.subject) for e in batch}
         accounts = session.execute(
             select(Identity.platform, Identity.account, Identity.member_id).where(
-                tuple_(Identity.platform, Identity.account).in_(refs)
+                pair_in(session, Identity.platform, Identity.account, refs)
             )
         ).all()
         member_ids = {member_id for _, _, member_id in accounts}
@@ -47,7 +49,9 @@ class Resolution(Linking):
         if named:
             member_ids.update(
                 session.scalars(
-                    select(StoredEvent.member_id).where(tuple_(StoredEvent.source, StoredEvent.event_id).in_(named))
+                    select(StoredEvent.member_id).where(
+                        pair_in(session, StoredEvent.source, StoredEvent.event_id, named)
+                    )
                 )
             )
         identity.lock_members(session, member_ids)
@@ -60,5 +64,5 @@ class Resolution(Linking):
         for member_id in locked:
             for achievement_id in self.catalogue.achievements:
                 held.setdefault((member_id, achievement_id), None)
-        for award in session.scalars(select(Award).where(Award.member_id.in_(locked))):
+        for award in session.scalars(select(Award).where(one_of(session, Award.member_id, locked))):
             held[(award.member_id, award.achievement_id)] = award

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from smallwins.core import identity
@@ -21,6 +21,8 @@ from smallwins.core.replay import Position, event_from_row
 from smallwins.core.store import (
     Member,
     StoredEvent,
+    one_of,
+    pair_in,
 )
 
 
@@ -37,7 +39,7 @@ class Routing(Storage):
                    StoredEvent.retracted)
         for start in range(0, len(pairs), identity.LOOKUP_CHUNK):
             chunk = pairs[start : start + identity.LOOKUP_CHUNK]
-            named = tuple_(StoredEvent.source, StoredEvent.event_id).in_(chunk)
+            named = pair_in(session, StoredEvent.source, StoredEvent.event_id, chunk)
             for row in session.execute(select(*columns).where(named)):
                 found[f"{row.source}:{row.event_id}"] = cast("Row[Any]", row)
         return found
@@ -52,7 +54,7 @@ class Routing(Storage):
         for start in range(0, len(keys), identity.LOOKUP_CHUNK):
             for row in session.scalars(
                 select(StoredEvent).where(
-                    StoredEvent.target.in_(keys[start : start + identity.LOOKUP_CHUNK]),
+                    one_of(session, StoredEvent.target, keys[start : start + identity.LOOKUP_CHUNK]),
                     StoredEvent.retracted.is_(False),
                 )
             ):

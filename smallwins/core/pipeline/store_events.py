@@ -1,11 +1,12 @@
-"""Stage 2, dedup and store: one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per chunk;
-the database decides what is new, also across processes.
+"""Stage 2, dedup and store: one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per chunk
+(on PostgreSQL a batch is COPYed into a temporary table first and inserted from there); the
+database decides what is new, also across processes.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -14,10 +15,15 @@ from smallwins.core.pipeline.resolve import Resolution
 from smallwins.core.store import (
     StoredEvent,
     dialect_insert,
+    json_text,
 )
 
 #: Events per multi-row INSERT (12 bound values each: under SQLite's limit of 32,766).
 STORE_CHUNK = 2000
+#: On PostgreSQL, batches of at least this many events go through COPY.
+COPY_FROM = 50
+COPY_COLUMNS = ("source", "event_id", "type", "subject", "member_id", "time", "proof", "data", "target", "retracts",
+                "retracted", "ingested_at")
 
 
 @functools.cache
@@ -55,10 +61,40 @@ class Storage(Resolution):
                     "retracted": event.key in retracted_keys,
                     "ingested_at": self.clock(),
                 }
-        statement = _store_statement(self.store.dialect)
         values = list(rows.values())
+        if self.store.dialect == "postgresql" and len(values) >= COPY_FROM:
+            return _copy_then_insert(session, values)
+        statement = _store_statement(self.store.dialect)
         stored: set[str] = set()
         for start in range(0, len(values), STORE_CHUNK):
             chunk = values[start : start + STORE_CHUNK]
             stored.update(f"{source}:{event_id}" for source, event_id in session.execute(statement, chunk))
         return stored
+
+
+def _copy_then_insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: COPY the rows into a temporary table (emptied at commit), then move them into
+    ``events`` with one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING, in the given order.
+
+    COPY streams the batch instead of binding twelve parameters per event, which made the
+    multi-row INSERT the slowest statement of a batch. Same transaction, same dedup rule.
+    """
+    columns = ", ".join(COPY_COLUMNS)
+    connection = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS events_incoming ON COMMIT DELETE ROWS AS"
+            f" SELECT 0 AS position, {columns} FROM events WITH NO DATA"
+        )
+        with cursor.copy(f"COPY events_incoming (position, {columns}) FROM STDIN") as copy:
+            for position, row in enumerate(rows):
+                copy.write_row(
+                    (position, *(json_text(row[c]) if c == "data" else row[c] for c in COPY_COLUMNS))
+                )
+        cursor.execute(
+            f"INSERT INTO events ({columns}) SELECT {columns} FROM events_incoming ORDER BY position"
+            " ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id"
+        )
+        stored = {f"{source}:{event_id}" for source, event_id in cursor.fetchall()}
+        cursor.execute("TRUNCATE events_incoming")
+    return stored
