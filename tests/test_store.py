@@ -96,3 +96,32 @@ def test_two_processes_ingesting_the_same_events_count_once(
         assert sorted(session.scalars(select(Member.points))) == [59] * 10
         awards = session.execute(text("SELECT achievement_id, count(*) FROM awards GROUP BY achievement_id")).all()
         assert dict(awards) == {"first-words": 10, "regular": 10}
+
+
+def test_driver_writes_store_what_sqlalchemy_would(store: Store) -> None:
+    """Rows written by the driver directly (the ingest's bulk writes) read back, compare and sort
+    exactly like rows SQLAlchemy wrote: same timestamp text on SQLite, JSON as JSON."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import Table, insert
+
+    from smallwins.core.bulk import DriverWrite
+
+    table = AuditEntry.__table__
+    assert isinstance(table, Table)
+    columns = ["at", "action", "member_id", "achievement_id", "actor", "reason", "event_keys", "details"]
+    driver = DriverWrite(table, columns, lambda _dialect: insert(table).inline())
+    moment = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
+    row = {"action": "award", "member_id": 1, "achievement_id": "a", "actor": "t", "reason": "r",
+           "event_keys": ["discord:1"], "details": {"n": 1, "nested": {"k": [1, 2]}}}
+    with store.writes.begin() as session:
+        session.execute(insert(table), [{**row, "at": moment, "reason": "orm"}])
+        driver.execute(session, [{**row, "at": moment.astimezone(timezone(timedelta(hours=5)))}])
+        driver.execute(session, [{**row, "at": moment + timedelta(microseconds=1), "reason": "later"}])
+    with store.sessions() as session:
+        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)))
+        assert [e.reason for e in entries] == ["orm", "r", "later"]
+        assert entries[0].at == entries[1].at == moment and entries[2].at > moment
+        assert entries[1].details == row["details"] and entries[1].event_keys == ["discord:1"]
+        same_moment = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.at == moment))
+        assert same_moment == 2, "the driver's timestamp equals SQLAlchemy's in SQL comparisons too"

@@ -16,6 +16,7 @@ from sqlalchemy import Table, event, insert, select
 from sqlalchemy.orm import Session
 
 from smallwins.core import vouchers
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.rules import Achievement
 from smallwins.core.store import AuditEntry, Award, Member, OutboxItem
 
@@ -69,11 +70,21 @@ def write_pending(session: Session) -> None:
     Listens on every session: whatever session recorded them writes them when it commits (a
     rolled-back transaction drops them with everything else).
     """
-    for key, model in ((AUDIT_ROWS, AuditEntry), (OUTBOX_ROWS, OutboxItem)):
+    for key, write in ((AUDIT_ROWS, _AUDIT_INSERT), (OUTBOX_ROWS, _OUTBOX_INSERT)):
         rows = session.info.pop(key, None)
         if rows:
-            session.execute(insert(cast(Table, model.__table__)), rows)
+            write.execute(session, rows)
             session.info[STANDING_CHANGED] = True
+
+
+def _plain_insert(table: Table) -> DriverWrite:
+    """An INSERT of the columns recorded below (ids and nothing else from the database)."""
+    columns = [c.name for c in table.columns if not c.primary_key]
+    return DriverWrite(table, columns, lambda _dialect: insert(table).inline())
+
+
+_AUDIT_INSERT = _plain_insert(cast(Table, AuditEntry.__table__))
+_OUTBOX_INSERT = _plain_insert(cast(Table, OutboxItem.__table__))
 
 
 #: ``session.info`` key: this transaction changed someone's standing (it audited or queued).

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from smallwins.core import rank_index
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.rules import LeaderboardSpec
 from smallwins.core.store import Member, PeriodPoints, dialect_insert
 
@@ -61,14 +62,18 @@ def write_pending(session: Session) -> None:
     """Upsert the accumulated point changes; registered to run before every commit."""
     pending: dict[tuple[str, str, int], int] = session.info.pop(PENDING, {})
     rows = [{"board": b, "period": p, "member_id": m, "points": n} for (b, p, m), n in pending.items() if n]
-    if not rows:
-        return
-    statement = dialect_insert(session.get_bind().dialect.name, PeriodPoints)
-    statement = statement.on_conflict_do_update(
+    _ADD_POINTS.execute(session, rows)
+
+
+def _add_points(dialect: str) -> Any:
+    statement = dialect_insert(dialect, PeriodPoints)
+    return statement.on_conflict_do_update(
         index_elements=["board", "period", "member_id"],
         set_={"points": PeriodPoints.points + statement.excluded.points},
     )
-    session.execute(statement, rows)
+
+
+_ADD_POINTS = DriverWrite(cast(Table, PeriodPoints.__table__), ("board", "period", "member_id", "points"), _add_points)
 
 
 def forget_member(session: Session, member_id: int) -> None:

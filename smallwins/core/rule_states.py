@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import RuleState, dialect_insert, one_of, utcnow
 
 #: ``session.info`` key: member id -> achievement id -> saved state (``None``: none saved yet).
@@ -134,11 +135,13 @@ def write_pending(session: Session) -> None:
         for s in states.values()
         if s is not None and s.dirty
     ]
-    if not rows:
-        return
-    table = RuleState.__table__
-    statement = dialect_insert(session.get_bind().dialect.name, table)  # type: ignore[arg-type]
-    statement = statement.on_conflict_do_update(
+    for start in range(0, len(rows), WRITE_CHUNK):
+        _UPSERT.execute(session, rows[start : start + WRITE_CHUNK])
+
+
+def _upsert(dialect: str) -> Any:
+    statement = dialect_insert(dialect, RuleState)
+    return statement.on_conflict_do_update(
         index_elements=["member_id", "achievement_id"],
         set_={
             "state": statement.excluded.state,
@@ -148,5 +151,10 @@ def write_pending(session: Session) -> None:
             "updated_at": statement.excluded.updated_at,
         },
     )
-    for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(statement, rows[start : start + WRITE_CHUNK])
+
+
+_UPSERT = DriverWrite(
+    cast(Table, RuleState.__table__),
+    ("member_id", "achievement_id", "state", "met", "seen_time", "seen_key", "updated_at"),
+    _upsert,
+)

@@ -1,0 +1,87 @@
+"""Bulk writes on the ingest path, handed to the database driver as they are.
+
+For an executemany, SQLAlchemy runs each bound value through its type's processor and builds a
+parameter set per row in Python; for the tens of thousands of rule states, period points, audit
+entries and outbox items a batch writes, that cost more than the database's own work. Here the
+statement is still SQLAlchemy's (compiled once per dialect), and rows are converted with a
+converter per column into exactly what SQLAlchemy would have sent: JSON as text, and on SQLite
+timestamps as naive-UTC text in SQLAlchemy's storage format (so reads and comparisons agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+from smallwins.core.store import UtcDateTime, json_text
+
+Converter = Callable[[Any], Any]
+
+
+def sqlite_timestamp(value: datetime | None) -> str | None:
+    """A timestamp as SQLAlchemy stores it in SQLite: naive UTC, always six fraction digits."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    )
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json_text(value)
+
+
+def _converter(column_type: Any, dialect: str) -> Converter | None:
+    if isinstance(column_type, JSON) or isinstance(getattr(column_type, "impl", None), JSON):
+        return _json_or_none
+    if dialect == "sqlite" and isinstance(column_type, (UtcDateTime, DateTime)):
+        return sqlite_timestamp
+    return None
+
+
+@dataclass
+class DriverWrite:
+    """A write statement over ``columns`` of ``table``, run by the driver for many rows at once.
+
+    ``build(dialect_name)`` returns the SQLAlchemy statement (an INSERT, or an upsert).
+    """
+
+    table: Table
+    columns: Sequence[str]
+    build: Callable[[str], Any]
+    _compiled: dict[str, tuple[str, list[str], list[Converter | None]]] = field(default_factory=dict)
+
+    def _for(self, dialect: Dialect) -> tuple[str, list[str], list[Converter | None]]:
+        if dialect.name not in self._compiled:
+            compiled = self.build(dialect.name).compile(dialect=dialect, column_keys=list(self.columns))
+            order = list(compiled.positiontup) if compiled.positional else list(self.columns)
+            converters = [_converter(self.table.c[name].type, dialect.name) for name in order]
+            self._compiled[dialect.name] = (compiled.string, order, converters)
+        return self._compiled[dialect.name]
+
+    def execute(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        connection = session.connection()
+        sql, order, converters = self._for(connection.dialect)
+        pairs = list(zip(order, converters, strict=True))
+        if connection.dialect.positional:
+            parameters: list[Any] = [
+                tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs) for row in rows
+            ]
+        else:
+            parameters = [
+                {name: row[name] if convert is None else convert(row[name]) for name, convert in pairs} for row in rows
+            ]
+        connection.exec_driver_sql(sql, parameters)
