@@ -6,6 +6,7 @@ comment, a newsletter reply or a link click, so that rules never see platform pa
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -154,9 +155,9 @@ class Event(BaseModel):
             value = {**value, "display_name": name[:MAX_DISPLAY_NAME]}
         return value
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """The dedup key: the same source and id is the same event."""
+        """The dedup key: the same source and id is the same event (kept: the ingest asks often)."""
         return f"{self.source}:{self.id}"
 
     @property
