@@ -16,7 +16,8 @@ import structlog
 from sqlalchemy import func, select
 
 from smallwins.core.engine import Engine, MemberPlan
-from smallwins.core.identity import lock_member
+from smallwins.core.identity import lock_member, lock_members
+from smallwins.core.replay import member_histories
 from smallwins.core.store import BackfillRun, Member
 
 log = structlog.get_logger(__name__)
@@ -91,8 +92,9 @@ def preview(engine: Engine, *, batch_size: int = 200, on_member: Callable[[], No
     tally, after = BackfillTally(), 0
     while ids := _member_ids(engine, after, batch_size):
         with engine.store.sessions() as session:
+            histories = member_histories(session, ids, list(engine.catalogue.achievements.values()))
             for member_id in ids:
-                tally.add(engine.plan(session, session.get_one(Member, member_id)))
+                tally.add(engine.plan(session, session.get_one(Member, member_id), histories[member_id]))
                 if on_member:
                     on_member()
         after = ids[-1]
@@ -118,9 +120,11 @@ def run(engine: Engine, *, batch_size: int = 100, on_member: Callable[[], None] 
     while ids := _member_ids(engine, after, batch_size):
         batch = BackfillTally()
         with engine.store.writes.begin() as session:
+            lock_members(session, set(ids))
+            histories = member_histories(session, ids, list(engine.catalogue.achievements.values()))
             for member_id in ids:
                 member = lock_member(session, member_id)
-                plan = engine.plan(session, member)
+                plan = engine.plan(session, member, histories[member_id] if member.id == member_id else None)
                 engine.apply_plan(session, member, plan, reason=f"backfill run {run_id} (catalogue {fingerprint})")
                 batch.add(plan)
             progress = session.get_one(BackfillRun, run_id)

@@ -5,26 +5,30 @@ members table grows with the community (a median member of a million means readi
 million index entries); summing ``points_counts`` rows above a total reads one row per distinct
 total, a few thousand at most.
 
-The counts are kept at every flush of a session (:func:`track_flush`), from the ORM's own record
-of what changed on each :class:`Member`: points, privacy, staff and merges all go through the
-ORM. Members with zero points are not counted (a new member changes nothing here), which is why
-a rank below zero points falls back to counting. The upsert touches rows in ascending order of
-points, so concurrent writers wait for each other instead of deadlocking.
+Every flush notes how members moved between totals (:func:`track_flush`), from the ORM's own
+record of what changed on each :class:`Member`: points, privacy, staff and merges all go through
+the ORM. The moves are written once when the transaction commits (:func:`write_pending`, one of
+the store's before-commit writers), touching rows in ascending order of points, so concurrent
+writers queue instead of deadlocking. Members with zero points are not counted (a new member
+changes nothing here), which is why a rank below zero points falls back to counting.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, event, func, inspect, select
+from sqlalchemy import Table, delete, event, func, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import NO_VALUE
 
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import Member, PointsCount, dialect_insert
 
 TRACKED = ("points", "private", "staff", "merged_into_id")
+#: ``session.info`` key: points total -> members gained (or lost) in this transaction.
+PENDING = "smallwins.points_count_moves"
 
 
 def _counted_total(values: dict[str, Any]) -> int | None:
@@ -55,40 +59,43 @@ def _loaded_before(state: Any, name: str) -> Any:
 
 @event.listens_for(Session, "after_flush")
 def track_flush(session: Session, _context: Any) -> None:
-    """Move the counts by what this flush changed on members (runs inside the flush's transaction)."""
-    changes: Counter[int] = Counter()
+    """Note how this flush moved members between totals; written once, at commit (:func:`write_pending`)."""
+    changes: Counter[int] = session.info.setdefault(PENDING, Counter())
     moves: list[tuple[int | None, int | None]] = [
         (None, _counted_total({n: getattr(m, n) for n in TRACKED})) for m in session.new if isinstance(m, Member)
     ]
     moves += [_before_and_after(m) for m in session.dirty if isinstance(m, Member)]
+    moves += [
+        (_counted_total({n: getattr(m, n) for n in TRACKED}), None) for m in session.deleted if isinstance(m, Member)
+    ]
     for before, after in moves:
         if before != after:
             if before is not None:
                 changes[before] -= 1
             if after is not None:
                 changes[after] += 1
-    for member in session.deleted:
-        if isinstance(member, Member):
-            total = _counted_total({name: getattr(member, name) for name in TRACKED})
-            if total is not None:
-                changes[total] -= 1
-    apply_changes(session, changes)
 
 
-def apply_changes(session: Session, changes: Counter[int]) -> None:
-    """Add ``changes`` (points total -> members gained or lost) in one upsert, in points order."""
+def write_pending(session: Session) -> None:
+    """Before a writing transaction commits: flush, then add the noted moves to the counts in one
+    upsert, in points order (concurrent writers queue on a total instead of deadlocking)."""
+    session.flush()
+    changes: Counter[int] = session.info.pop(PENDING, Counter())
     rows = [{"points": total, "members": n} for total, n in sorted(changes.items()) if n]
-    if not rows:
-        return
-    statement = dialect_insert(session.get_bind().dialect.name, PointsCount)
-    statement = statement.on_conflict_do_update(
-        index_elements=["points"], set_={"members": PointsCount.members + statement.excluded.members}
-    )
-    connection = session.connection()
-    connection.execute(statement, rows)
+    _ADD_MEMBERS.execute(session, rows)
     emptied = [row["points"] for row in rows if row["members"] < 0]
     if emptied:
-        connection.execute(delete(PointsCount).where(PointsCount.points.in_(emptied), PointsCount.members <= 0))
+        session.execute(delete(PointsCount).where(PointsCount.points.in_(emptied), PointsCount.members <= 0))
+
+
+def _add_members(dialect: str) -> Any:
+    statement = dialect_insert(dialect, PointsCount)
+    return statement.on_conflict_do_update(
+        index_elements=["points"], set_={"members": PointsCount.members + statement.excluded.members}
+    )
+
+
+_ADD_MEMBERS = DriverWrite(cast(Table, PointsCount.__table__), ("points", "members"), _add_members)
 
 
 def members_above(session: Session, totals: Iterable[int]) -> dict[int, int]:

@@ -76,32 +76,44 @@ def member_history(session: Session, member_id: int, achievements: list[Achievem
 
     Only event types that ``achievements`` listen to are read; retracted events never count.
     """
+    return member_histories(session, [member_id], achievements)[member_id]
+
+
+def member_histories(
+    session: Session, member_ids: list[int], achievements: list[Achievement]
+) -> dict[int, list[HistoryItem]]:
+    """:func:`member_history` of several members in two queries (a backfill reads a batch at once)."""
     own_types = {t for a in achievements for t in a.triggers}
     target_types = {t for a in achievements for t in a.target_triggers}
+    histories: dict[int, list[HistoryItem]] = {member_id: [] for member_id in member_ids}
+    if not member_ids:
+        return histories
     own_rows = session.scalars(
         select(StoredEvent).where(
-            StoredEvent.member_id == member_id,
+            StoredEvent.member_id.in_(member_ids),
             StoredEvent.type.in_(own_types),
             StoredEvent.retracted.is_(False),
         )
     ).all()
-    items = [HistoryItem(event_from_row(row), Position(row.time, OWN + row.key)) for row in own_rows]
+    for row in own_rows:
+        histories[row.member_id].append(HistoryItem(event_from_row(row), Position(row.time, OWN + row.key)))
     if target_types:
-        contribution_time = {row.key: row.time for row in own_rows}
-        mine = select(StoredEvent.source + ":" + StoredEvent.event_id).where(
-            StoredEvent.member_id == member_id, StoredEvent.retracted.is_(False)
+        contributions = {row.key: (row.member_id, row.time) for row in own_rows}
+        theirs = select(StoredEvent.source + ":" + StoredEvent.event_id).where(
+            StoredEvent.member_id.in_(member_ids), StoredEvent.retracted.is_(False)
         )
         for row in session.scalars(
             select(StoredEvent).where(
-                StoredEvent.target.in_(mine), StoredEvent.type.in_(target_types), StoredEvent.retracted.is_(False)
+                StoredEvent.target.in_(theirs), StoredEvent.type.in_(target_types), StoredEvent.retracted.is_(False)
             )
         ):
             assert row.target is not None
-            posted = contribution_time.get(row.target)
-            if posted is not None:
+            found = contributions.get(row.target)
+            if found is not None:
+                author, posted = found
                 event = event_from_row(row)
-                items.append(HistoryItem(event, Position.approval(event, posted), row.member_id))
-    return sorted(items, key=lambda item: item.position)
+                histories[author].append(HistoryItem(event, Position.approval(event, posted), row.member_id))
+    return {member_id: sorted(items, key=lambda item: item.position) for member_id, items in histories.items()}
 
 
 @dataclass

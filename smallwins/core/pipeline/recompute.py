@@ -17,7 +17,7 @@ from smallwins.core.pipeline.outcomes import (
     SYSTEM_ACTOR,
     MemberPlan,
 )
-from smallwins.core.replay import member_history, replay
+from smallwins.core.replay import HistoryItem, member_history, replay
 from smallwins.core.rule_states import SavedState
 from smallwins.core.store import (
     Award,
@@ -29,11 +29,16 @@ from smallwins.core.store import (
 class Recomputation(Evaluation):
     """Recompute a member from history: what the catalogue says they earned versus what they hold."""
 
-    def plan(self, session: Session, member: Member) -> MemberPlan:
-        """What the member's history earns under the current catalogue versus what they hold."""
+    def plan(self, session: Session, member: Member, history: list[HistoryItem] | None = None) -> MemberPlan:
+        """What the member's history earns under the current catalogue versus what they hold.
+
+        ``history``: the member's, already read with :func:`member_histories` (staff: none).
+        """
         chosen = [] if member.staff else list(self.catalogue.achievements.values())
         ctx = self._context(member)
-        result = replay(member_history(session, member.id, chosen), chosen, ctx)
+        if history is None or member.staff:
+            history = member_history(session, member.id, chosen)
+        result = replay(history, chosen, ctx)
         earned: dict[str, tuple[datetime, str | None]] = {}
         for achievement_id, met_at in result.met_at.items():
             achievement = self.catalogue.achievements[achievement_id]
