@@ -358,7 +358,10 @@ def create_db_engine(url: str) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **json_codec)
+        # Few cached prepared statements: the ingest's multi-row statements differ in row count
+        # from batch to batch and each holds thousands of parameters; the driver's default of 128
+        # kept ~100 MB of them alive by 120k events (16: RSS 197 -> 304 MB became 185 -> 218 MB).
+        engine = create_engine(url, connect_args={"timeout": 30, "cached_statements": 16}, **json_codec)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
