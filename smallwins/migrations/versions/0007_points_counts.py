@@ -1,4 +1,5 @@
-"""public members per all-time points total, so a rank is a sum over distinct totals
+"""public members per all-time points total, so a rank is a sum over distinct totals; the
+leaderboard index in the board's order
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +18,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # the all-time board's order exactly (points descending, then id), so a top 100 needs no sort
+    op.drop_index("ix_members_leaderboard", table_name="members")
+    op.create_index("ix_members_leaderboard", "members", [sa.text("points DESC"), "id"])
     op.create_table(
         "points_counts",
         sa.Column("points", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -31,3 +35,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("points_counts")
+    op.drop_index("ix_members_leaderboard", table_name="members")
+    op.create_index("ix_members_leaderboard", "members", ["points", "id"])
