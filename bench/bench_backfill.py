@@ -44,10 +44,10 @@ def changed_catalogue(folder: Path) -> Path:
 
 
 def child(args: argparse.Namespace) -> None:
+    from bench_scale import community, reset_postgres
     from rich.progress import Progress
     from sqlalchemy import func, select
 
-    from bench_scale import community, reset_postgres
     from smallwins.core import backfill
     from smallwins.core.config import load_catalogue
     from smallwins.core.engine import BULK_BATCH_SIZE, Engine

@@ -44,8 +44,8 @@ def percentile(values: list[float], share: float) -> float:
 
 async def stream(app: Any, rate: int, seconds: float, drain_ms: float, members: int) -> dict[str, Any]:
     import anyio
-
     from bench_scale import community
+
     from smallwins.core.runtime import make_sink
 
     sink = make_sink(app, "bench")
