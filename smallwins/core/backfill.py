@@ -122,11 +122,17 @@ def run(engine: Engine, *, batch_size: int = 100, on_member: Callable[[], None] 
         with engine.store.writes.begin() as session:
             lock_members(session, set(ids))
             histories = member_histories(session, ids, list(engine.catalogue.achievements.values()))
+            planned = {}
             for member_id in ids:
                 member = lock_member(session, member_id)
                 plan = engine.plan(session, member, histories[member_id] if member.id == member_id else None)
-                engine.apply_plan(session, member, plan, reason=f"backfill run {run_id} (catalogue {fingerprint})")
+                engine.apply_plan(
+                    session, member, plan, reason=f"backfill run {run_id} (catalogue {fingerprint})",
+                    rebuild_points=False,
+                )
+                planned[member.id] = member
                 batch.add(plan)
+            engine.rebuild_points_of(session, list(planned.values()))
             progress = session.get_one(BackfillRun, run_id)
             awarded, revoked, tiers = batch.totals
             progress.last_member_id = ids[-1]

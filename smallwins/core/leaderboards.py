@@ -78,10 +78,16 @@ _ADD_POINTS = DriverWrite(cast(Table, PeriodPoints.__table__), ("board", "period
 
 def forget_member(session: Session, member_id: int) -> None:
     """Drop a member's period rows and unwritten changes (before rebuilding them from history)."""
+    forget_members(session, [member_id])
+
+
+def forget_members(session: Session, member_ids: Sequence[int]) -> None:
+    """:func:`forget_member` for several members in one statement."""
+    gone = set(member_ids)
     pending: dict[tuple[str, str, int], int] = session.info.get(PENDING, {})
-    for key in [k for k in pending if k[2] == member_id]:
+    for key in [k for k in pending if k[2] in gone]:
         del pending[key]
-    session.execute(delete(PeriodPoints).where(PeriodPoints.member_id == member_id))
+    session.execute(delete(PeriodPoints).where(PeriodPoints.member_id.in_(gone)))
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,14 @@ class Recomputation(Evaluation):
                 plan.revoke.append(achievement_id)
         return plan
 
-    def apply_plan(self, session: Session, member: Member, plan: MemberPlan, *, reason: str) -> None:
-        """Write a plan: fresh rule states, the awards, revocations and tier moves it lists, points."""
+    def apply_plan(
+        self, session: Session, member: Member, plan: MemberPlan, *, reason: str, rebuild_points: bool = True
+    ) -> None:
+        """Write a plan: fresh rule states, the awards, revocations and tier moves it lists, points.
+
+        ``rebuild_points=False``: the caller rebuilds points afterwards for a batch of members
+        (:meth:`rebuild_points_of`).
+        """
         session.flush()
         fresh = {}
         for achievement_id, state in plan.states.items():
@@ -108,26 +114,35 @@ class Recomputation(Evaluation):
             held = awards.find_award(session, member.id, achievement_id)
             if held is not None:
                 self._redate(session, member, self.catalogue.achievements[achievement_id], held, when, reason=reason)
-        self._rebuild_points(session, member)
+        if rebuild_points:
+            self._rebuild_points(session, member)
         awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
         session.flush()  # later queries of the batch (a replay, a revocation) see these awards
 
     def _rebuild_points(self, session: Session, member: Member) -> None:
         """All-time and per-period points from the stored events and the active awards."""
+        self.rebuild_points_of(session, [member])
+
+    def rebuild_points_of(self, session: Session, members: list[Member]) -> None:
+        """:meth:`_rebuild_points` for several members, in three statements (a backfill batch)."""
         session.flush()  # the awards just made are pending (ingest runs without autoflush)
-        leaderboards.forget_member(session, member.id)
-        member.points = 0
-        for moment, event_type in session.execute(
-            select(StoredEvent.time, StoredEvent.type).where(
-                StoredEvent.member_id == member.id, StoredEvent.retracted.is_(False)
+        by_id = {member.id: member for member in members}
+        leaderboards.forget_members(session, list(by_id))
+        for member in members:
+            member.points = 0
+        for member_id, moment, event_type in session.execute(
+            select(StoredEvent.member_id, StoredEvent.time, StoredEvent.type).where(
+                StoredEvent.member_id.in_(by_id), StoredEvent.retracted.is_(False)
             )
         ):
-            self._credit(session, member, moment, self.catalogue.event_points.get(event_type, 0))
-        for awarded_at, achievement_id in session.execute(
-            select(Award.awarded_at, Award.achievement_id).where(Award.member_id == member.id, Award.status == "active")
+            self._credit(session, by_id[member_id], moment, self.catalogue.event_points.get(event_type, 0))
+        for member_id, awarded_at, achievement_id in session.execute(
+            select(Award.member_id, Award.awarded_at, Award.achievement_id).where(
+                Award.member_id.in_(by_id), Award.status == "active"
+            )
         ):
             if achievement_id in self.catalogue.achievements:
-                self._credit(session, member, awarded_at, self.catalogue.achievements[achievement_id].points)
+                self._credit(session, by_id[member_id], awarded_at, self.catalogue.achievements[achievement_id].points)
 
     def _recompute(self, session: Session, member: Member, *, reason: str) -> None:
         """Replace the member's rule states and rule awards with what their history earns."""
