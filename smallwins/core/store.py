@@ -94,7 +94,6 @@ class Member(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
 
 
-
 #: The all-time board reads members in this order (most points first, then the oldest member):
 #: an index in exactly that order answers a top 100 from its first entries, with no sort.
 Index("ix_members_leaderboard", Member.points.desc(), Member.id)
@@ -103,7 +102,8 @@ Index("ix_members_leaderboard", Member.points.desc(), Member.id)
 class PointsCount(Base):
     """How many public members (not merged, private or staff) hold each non-zero all-time points
     total: a rank is one more than the members above, summed here over distinct totals instead
-    of counted over the members table. Kept by :mod:`smallwins.core.rank_index` at every flush.
+    of counted over the members table. Kept by :mod:`smallwins.core.rank_index` (moves noted at
+    every flush, written when the transaction commits).
     """
 
     __tablename__ = "points_counts"
