@@ -96,4 +96,7 @@ def test_copy_onto_itself_is_refused(tmp_path: Path) -> None:
     before = counts(source)
     done = runner.invoke(app, ["migrate-store", "--to", source, "-c", str(config)], terminal_width=200)
     assert done.exit_code == 2 and "the target is the store itself" in done.output
+    roundabout = f"sqlite:///{tmp_path}/../{tmp_path.name}/sw.db"  # the same file, named another way
+    done = runner.invoke(app, ["migrate-store", "--to", roundabout, "-c", str(config)], terminal_width=200)
+    assert done.exit_code == 2 and "the target is the store itself" in done.output
     assert counts(source) == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from sqlalchemy import Connection, Table, func, insert, inspect, select, text
@@ -60,9 +61,11 @@ def _count(conn: Connection, table: Table) -> int:
 
 
 def _same_database(source: Store, target_url: str) -> bool:
-    return source.engine.url.render_as_string(hide_password=False) == make_url(target_url).render_as_string(
-        hide_password=False
-    )
+    """Whether the target names the source's database (a SQLite file by its resolved path)."""
+    ours, theirs = source.engine.url, make_url(target_url)
+    if ours.get_backend_name() == theirs.get_backend_name() == "sqlite" and ours.database and theirs.database:
+        return Path(ours.database).resolve() == Path(theirs.database).resolve()
+    return ours.render_as_string(hide_password=False) == theirs.render_as_string(hide_password=False)
 
 
 def copy_store(source: Store, target_url: str, *, on_rows: Callable[[str, int], None] | None = None) -> list[TableCopy]:
