@@ -125,3 +125,44 @@ def test_driver_writes_store_what_sqlalchemy_would(store: Store) -> None:
         assert entries[1].details == row["details"] and entries[1].event_keys == ["discord:1"]
         same_moment = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.at == moment))
         assert same_moment == 2, "the driver's timestamp equals SQLAlchemy's in SQL comparisons too"
+
+
+def test_a_large_ingest_leaves_the_planner_statistics_for_the_leaderboard(tmp_path: Path) -> None:
+    """Without statistics SQLite read a top 100 through the merged-members index and sorted every
+    member; after a large ingest the store is analyzed and the leaderboard index answers it."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    import smallwins.core.pipeline.ingest as ingest_stage
+    from smallwins.core import leaderboards
+    from smallwins.core.config import load_catalogue
+    from smallwins.core.events import Event
+    from smallwins.core.plugins import PluginHost
+    from tests.conftest import REPO
+
+    store = open_store(f"sqlite:///{tmp_path / 'plans.db'}")
+    try:
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+        with store.writes.begin() as session:
+            session.execute(insert(Member), [
+                {"display_name": f"m{n}", "points": n % 97, "private": False, "staff": False, "created_at": now}
+                for n in range(5000)
+            ])
+        query = select(Member.id).where(*leaderboards._public()).order_by(Member.points.desc(), Member.id).limit(100)
+        sql = "EXPLAIN QUERY PLAN " + str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
+
+        def plan() -> str:
+            with store.sessions() as session:
+                return " ".join(str(row[-1]) for row in session.execute(text(sql)))
+
+        assert "ix_members_merged_into_id" in plan(), "no statistics yet: the wrong index"
+        engine = Engine(store, load_catalogue(REPO / "achievements.toml", PluginHost().rule_types()))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ingest_stage, "BULK_BATCH_SIZE", 3)  # what counts as a large ingest, made small
+            events = [Event(id=f"e{n}", source="discord", type="message.posted", subject=f"u{n}", time=now)
+                      for n in range(3)]
+            list(engine.ingest_many(events))
+        assert "ix_members_leaderboard" in plan() and "TEMP B-TREE" not in plan()
+    finally:
+        store.close()

@@ -398,6 +398,13 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def refresh_statistics(self) -> None:
+        """Have the database re-sample its tables after a large ingest, so the query planner
+        knows that nearly every member is unmerged: without statistics SQLite answered a top 100
+        through the ``merged_into_id`` index and a sort (47 ms at 100k members, not 1 ms)."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE members")  # the table whose plans went wrong; 0.04 s at 100k
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -56,13 +56,17 @@ class Ingestion(Routing):
         Yields one outcome per event, in the order given, so a caller can show progress.
         """
         batch: list[Event] = []
+        seen = 0
         for event in events:
             batch.append(event)
+            seen += 1
             if len(batch) >= batch_size:
                 yield from self._ingest_batch(batch)
                 batch = []
         if batch:
             yield from self._ingest_batch(batch)
+        if seen >= BULK_BATCH_SIZE:  # a large ingest changes the tables' shape: the planner should know
+            self.store.refresh_statistics()
 
     def _ingest_batch(self, batch: list[Event]) -> list[IngestOutcome]:
         """One transaction for the batch, retried when PostgreSQL picked it as a deadlock victim;
