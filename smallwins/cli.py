@@ -626,6 +626,8 @@ def migrate_store(
     The path from the embedded SQLite to PostgreSQL: stop `smallwins run` first, copy, then point
     `[smallwins.store] url` in plugins.toml at the new database. The source is only read.
     """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from smallwins.adapters.web import models as web_models  # noqa: F401  (its tables are in every store)
     from smallwins.core.copy_store import CopyError, copy_store, table_counts
 
@@ -637,6 +639,8 @@ def migrate_store(
                 copies = copy_store(smallwins.store, to, on_rows=lambda _table, n: bar.advance(task, n))
             except CopyError as exc:
                 raise fail(str(exc)) from None
+            except SQLAlchemyError as exc:  # one transaction: the target is left as it was
+                raise fail(f"the copy failed and wrote nothing: {getattr(exc, 'orig', None) or exc}") from None
     table = Table(title="Copied, counted on both sides")
     for column in ("table", "source rows", "target rows"):
         table.add_column(column, justify="right" if column != "table" else "left")

@@ -30,7 +30,30 @@ def setup_sqlite_store(folder: Path) -> tuple[Path, str]:
     (folder / "events.jsonl").write_text("\n".join(json.dumps(e.to_json()) for e in events) + "\n")
     done = runner.invoke(app, ["ingest", str(folder / "events.jsonl"), "-c", str(config)])
     assert done.exit_code == 0, done.output
+    merge_forward(config)
     return config, f"sqlite:///{folder}/sw.db"
+
+
+def merge_forward(config: Path) -> None:
+    """Merge an older member into a newer one: a members row that names a later row."""
+    from smallwins.core.app import build_app
+    from smallwins.core.identity import AccountRef
+    from smallwins.core.store import Identity
+
+    smallwins = build_app(config)
+    try:
+        with smallwins.store.sessions() as session:
+            accounts = session.execute(
+                select(Identity.platform, Identity.account)
+                .join(Member, Member.id == Identity.member_id)
+                .where(Member.staff.is_(False))
+                .order_by(Identity.member_id)
+            ).all()
+        oldest, newest = AccountRef(*accounts[0]), AccountRef(*accounts[-1])
+        code = smallwins.engine.issue_link_code(newest)  # the code's owner survives
+        smallwins.engine.redeem_link_code(code, oldest)
+    finally:
+        smallwins.close()
 
 
 def counts(url: str) -> dict[str, int]:
@@ -56,6 +79,12 @@ def test_sqlite_store_moves_to_postgresql_whole(tmp_path: Path) -> None:
     assert "Copied, counted on both sides" in done.output and "events" in done.output
     assert "[smallwins.store] url" in done.output, "the next step is named"
     assert counts(target) == counts(source) and counts(target)["events"] > 100
+    merged = open_store(target)
+    try:
+        with merged.sessions() as session:
+            assert session.scalar(select(func.count()).where(Member.merged_into_id > Member.id)) == 1
+    finally:
+        merged.close()
 
     before, after = open_store(source), open_store(target)
     try:

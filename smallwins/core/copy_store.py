@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from sqlalchemy import Connection, Table, func, insert, inspect, select, text
+from sqlalchemy import Connection, Table, bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from smallwins.core.store import Base, Store, open_store
@@ -87,12 +87,7 @@ def copy_store(source: Store, target_url: str, *, on_rows: Callable[[str, int], 
                 reading.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))  # one snapshot for all
             counts = {t.name: _count(reading, t) for t in tables}
             for table in tables:
-                order = list(table.primary_key.columns) or list(table.columns)
-                result = reading.execution_options(yield_per=COPY_CHUNK).execute(select(table).order_by(*order))
-                for rows in result.partitions():
-                    writing.execute(insert(table), [dict(row._mapping) for row in rows])
-                    if on_rows:
-                        on_rows(table.name, len(rows))
+                _copy_table(reading, writing, table, on_rows)
                 log.info("copy_store.table_copied", table=table.name, rows=counts[table.name])
             if target.dialect == "postgresql":
                 _advance_sequences(writing, tables)
@@ -105,6 +100,34 @@ def copy_store(source: Store, target_url: str, *, on_rows: Callable[[str, int], 
         differing = ", ".join(f"{c.name} {c.source_rows} -> {c.target_rows}" for c in wrong)
         raise CopyError(f"counts differ after the copy: {differing}")
     return copies
+
+
+def _copy_table(
+    reading: Connection, writing: Connection, table: Table, on_rows: Callable[[str, int], None] | None
+) -> None:
+    """Rows in primary-key order, a chunk per INSERT. A column that refers to its own table (a
+    member merged into a later one) is filled in afterwards: the row it names may come later."""
+    own = [c.name for c in table.columns if any(fk.column.table is table for fk in c.foreign_keys)]
+    key = [c.name for c in table.primary_key.columns]
+    later: list[dict[str, object]] = []
+    order = list(table.primary_key.columns) or list(table.columns)
+    result = reading.execution_options(yield_per=COPY_CHUNK).execute(select(table).order_by(*order))
+    for chunk in result.partitions():
+        rows = [dict(row._mapping) for row in chunk]
+        for row in rows:
+            if any(row[name] is not None for name in own):
+                later.append({**{f"k_{name}": row[name] for name in key}, **{f"v_{name}": row[name] for name in own}})
+                row.update(dict.fromkeys(own))
+        writing.execute(insert(table), rows)
+        if on_rows:
+            on_rows(table.name, len(rows))
+    if later:
+        writing.execute(
+            update(table)
+            .where(*(table.c[name] == bindparam(f"k_{name}") for name in key))
+            .values({name: bindparam(f"v_{name}") for name in own}),
+            later,
+        )
 
 
 def _advance_sequences(conn: Connection, tables: list[Table]) -> None:
