@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = REPO / "smallwins" / "defaults" / "achievements.toml"
@@ -44,7 +43,8 @@ def changed_catalogue(folder: Path) -> Path:
 
 
 def child(args: argparse.Namespace) -> None:
-    from bench_scale import community, reset_postgres
+    from bench_scale import community
+    from common import reset_postgres
     from rich.progress import Progress
     from sqlalchemy import func, select
 
@@ -109,10 +109,8 @@ def main() -> None:
 
     runs = []
     for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
-        command = [sys.executable, __file__, "--child", "--backend", backend, "--events", str(args.events),
-                   "--members", str(args.members), "--pg", args.pg]
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        runs.append(run_child(__file__, ["--backend", backend, "--events", str(args.events),
+                                         "--members", str(args.members), "--pg", args.pg]))
     table = Table(title="backfill after a rule change (Regular: 5 -> 4 messages)")
     for column in ("backend", "stored events", "members", "seconds", "events/s", "members/s", "changed"):
         table.add_column(column, justify="right")
@@ -120,12 +118,7 @@ def main() -> None:
         table.add_row(run["backend"], f"{run['events']:,}", f"{run['members']:,}", str(run["seconds"]),
                       f"{run['events_per_s']:,.0f}", f"{run['members_per_s']:,.0f}", f"{run['changed_members']:,}")
     Console().print(table)
-    document = {
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(args.out, runs)
 
 
 if __name__ == "__main__":

@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results_latency.json"
@@ -114,7 +113,7 @@ def child(args: argparse.Namespace) -> None:
             if args.backend == "sqlite":
                 url = f"sqlite:///{tmp}/latency.db"
             else:
-                from bench_scale import reset_postgres
+                from common import reset_postgres
 
                 url = args.pg
                 reset_postgres(url)
@@ -148,11 +147,9 @@ def main() -> None:
 
     runs: list[dict[str, Any]] = []
     for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
-        command = [sys.executable, __file__, "--child", "--backend", backend, "--seconds", str(args.seconds),
-                   "--drain-ms", str(args.drain_ms), "--members", str(args.members), "--pg", args.pg,
-                   "--rates", *map(str, args.rates)]
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        runs += json.loads(done.stdout.strip().splitlines()[-1])
+        runs += run_child(__file__, ["--backend", backend, "--seconds", str(args.seconds), "--drain-ms",
+                                     str(args.drain_ms), "--members", str(args.members), "--pg", args.pg,
+                                     "--rates", *map(str, args.rates)])
     table = Table(title=f"arrival -> committed (standing, audit, outbox); drained every {args.drain_ms:g} ms")
     for column in ("backend", "events/s", "events", "p50 ms", "p99 ms", "max ms", "mean batch", "kept up"):
         table.add_column(column, justify="right")
@@ -160,12 +157,7 @@ def main() -> None:
         table.add_row(run["backend"], str(run["rate"]), str(run["events"]), str(run["p50_ms"]), str(run["p99_ms"]),
                       str(run["max_ms"]), str(run["mean_batch"]), "yes" if run["kept_up"] else "no")
     Console().print(table)
-    document = {
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(args.out, runs)
 
 
 if __name__ == "__main__":

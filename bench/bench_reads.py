@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from common import reset_postgres, run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results_reads.json"
@@ -142,13 +141,8 @@ def child(args: argparse.Namespace) -> None:
         if args.backend == "sqlite":
             url = f"sqlite:///{tmp}/reads.db"
         else:
-            from sqlalchemy import create_engine, text
-
             url = args.pg
-            engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            engine.dispose()
+            reset_postgres(url)
         started = time.perf_counter()
         fill(url, args.members)
         filled = time.perf_counter() - started
@@ -173,10 +167,7 @@ def main() -> None:
 
     runs = []
     for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
-        command = [sys.executable, __file__, "--child", "--backend", backend, "--members", str(args.members),
-                   "--pg", args.pg]
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        runs.append(run_child(__file__, ["--backend", backend, "--members", str(args.members), "--pg", args.pg]))
     table = Table(title=f"smallwins reads at {args.members:,} members (median ms of 50)")
     for column in ("backend", "top 100", "rank", "rank by counting (before)", "widget document"):
         table.add_column(column, justify="right")
@@ -184,12 +175,7 @@ def main() -> None:
         table.add_row(run["backend"], str(run["top100_ms"]), str(run["rank_ms"]), str(run["rank_by_counting_ms"]),
                       str(run["widget_document_ms"]))
     Console().print(table)
-    document = {
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(args.out, runs)
 
 
 if __name__ == "__main__":

@@ -25,11 +25,8 @@ import argparse
 import heapq
 import json
 import os
-import platform
 import random
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+from common import reset_postgres, run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = REPO / "smallwins" / "defaults" / "achievements.toml"
@@ -128,15 +127,6 @@ def community(events: int, members: int, *, seed: int = 11) -> Iterator[Any]:
         todays.sort(key=lambda e: e.time)
         emitted += len(todays)
         yield from todays
-
-
-def reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def peak_rss_mb() -> float:
@@ -310,14 +300,11 @@ def main() -> None:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     runs = []
     for backend in backends:
-        command = [
-            sys.executable, __file__, "--child", "--backend", backend, "--events", str(args.events),
-            "--members", str(args.members), "--pg", args.pg, "--batch-size", str(args.batch_size),
-        ]
+        arguments = ["--backend", backend, "--events", str(args.events), "--members", str(args.members),
+                     "--pg", args.pg, "--batch-size", str(args.batch_size)]
         if args.profile:
-            command += ["--profile", f"{args.profile}.{backend}" if len(backends) > 1 else args.profile]
-        done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            arguments += ["--profile", f"{args.profile}.{backend}" if len(backends) > 1 else args.profile]
+        runs.append(run_child(__file__, arguments))
     table = Table(title=f"smallwins ingest, {args.events:,} events over {args.members:,} members")
     for column in ("backend", "events/s", "raw INSERT/s", "slower by", "peak RSS MB", "top 100 ms", "rank ms"):
         table.add_column(column, justify="right")
@@ -327,13 +314,7 @@ def main() -> None:
             f"{run['slowdown_vs_baseline']}x", f"{run['peak_rss_mb']:,.0f}", f"{run['top100_ms']}", f"{run['rank_ms']}",
         )
     Console().print(table)
-    document = {
-        **runs[0],
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(args.out, runs, **runs[0])
 
 
 if __name__ == "__main__":

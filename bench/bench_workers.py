@@ -14,18 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_scale import CATALOGUE, DEFAULT_PG, community, reset_postgres  # noqa: E402
+from bench_scale import CATALOGUE, DEFAULT_PG, community  # noqa: E402
+from common import reset_postgres, write_results  # noqa: E402
 
 EXE = Path(sys.executable).with_name("smallwins")
 
@@ -75,12 +74,7 @@ def main() -> None:
         speedup = f"{run['events_per_s'] / base:.2f}x"
         table.add_row(str(run["workers"]), f"{run['seconds']}", f"{run['events_per_s']:,.0f}", speedup)
     Console().print(table)
-    document = {
-        "runs": runs,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_results(args.out, runs)
 
 
 if __name__ == "__main__":
