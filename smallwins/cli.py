@@ -177,7 +177,9 @@ def ingest_with_progress(smallwins: App, events: Iterable[Event], description: s
     return report
 
 
-def ingest_file(smallwins: App, file: Path, normalize: Normalizer | None = None) -> tuple[IngestReport, int]:
+def ingest_file(
+    smallwins: App, file: Path, normalize: Normalizer | None = None, *, batch_size: int = BULK_BATCH_SIZE
+) -> tuple[IngestReport, int]:
     """Stream a JSONL file into the engine; bad lines are reported as they are met."""
     report, rejected = IngestReport(), 0
     with file.open("rb") as handle:
@@ -201,7 +203,7 @@ def ingest_file(smallwins: App, file: Path, normalize: Normalizer | None = None)
                     soft_wrap=True,  # one problem per line, whole, whatever the terminal's width: greppable
                 )
 
-        for outcome in smallwins.engine.ingest_many(valid_events(), batch_size=BULK_BATCH_SIZE):
+        for outcome in smallwins.engine.ingest_many(valid_events(), batch_size=batch_size):
             report.add(outcome)
             bar.advance(task)  # approximate when a payload gives several events
     return report, rejected
@@ -231,10 +233,16 @@ def ingest(
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="processes ingesting in parallel (PostgreSQL only)")
     ] = 1,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="events per transaction (per worker): larger is faster, smaller commits sooner"
+        ),
+    ] = BULK_BATCH_SIZE,
 ) -> None:
     """Ingest a JSONL file. Bad lines are reported by number; the rest are ingested. Re-runs add nothing."""
     if workers > 1:
-        ingest_with_workers(file, config, database, source, workers)
+        ingest_with_workers(file, config, database, source, workers, batch_size)
         return
     with opened(config, database) as smallwins:
         normalize = None
@@ -243,7 +251,7 @@ def ingest(
             if source not in sources:
                 raise fail(f"no installed source named '{source}'; installed: {', '.join(sorted(sources))}")
             normalize = smallwins.normalizer(source)
-        report, rejected = ingest_file(smallwins, file, normalize)
+        report, rejected = ingest_file(smallwins, file, normalize, batch_size=batch_size)
         for warning in report.warnings:
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
@@ -256,7 +264,7 @@ def ingest(
 
 
 def ingest_with_workers(
-    file: Path, config: Path | None, database: str | None, source: str | None, workers: int
+    file: Path, config: Path | None, database: str | None, source: str | None, workers: int, batch_size: int
 ) -> None:
     """``ingest --workers N``: N processes on one PostgreSQL, partitioned by account."""
     from smallwins.core.workers import WorkerFailed, ingest_parallel
@@ -283,6 +291,7 @@ def ingest_with_workers(
                     file,
                     workers=workers,
                     source=source,
+                    batch_size=batch_size,
                     on_progress=lambda done: bar.update(task, completed=done),
                 )
             except WorkerFailed as exc:

@@ -84,7 +84,8 @@ def test_four_workers_with_one_killed_match_a_single_process(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
 
-    command = [str(EXE), "ingest", str(community), "-c", str(config), "--db", postgres_url, "--workers", "4"]
+    command = [str(EXE), "ingest", str(community), "-c", str(config), "--db", postgres_url, "--workers", "4",
+               "--batch-size", "50"]  # commits as it goes, so a worker is killed with part of its share in
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 120
     while stored(postgres_url) < events // 5 and time.monotonic() < deadline and first.poll() is None:

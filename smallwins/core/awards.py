@@ -8,7 +8,7 @@ it), and a moderator's grant holds against a recomputation (it is never revoked 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from smallwins.core import vouchers
 from smallwins.core.bulk import DriverWrite
 from smallwins.core.rules import Achievement
-from smallwins.core.store import AuditEntry, Award, Member, OutboxItem
+from smallwins.core.store import AuditEntry, Award, Member, OutboxItem, one_of
 
 RULE = "rule"
 MANUAL = "manual"
@@ -136,6 +136,8 @@ def record(
 
 #: ``session.info`` key of the award rows read or created in this transaction.
 AWARDS = "smallwins.awards"
+#: Members per award lookup when preloading.
+PRELOAD_CHUNK = 5_000
 
 
 def find_award(session: Session, member_id: int, achievement_id: str) -> Award | None:
@@ -151,6 +153,24 @@ def find_award(session: Session, member_id: int, achievement_id: str) -> Award |
             select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id)
         )
     return cache[key]
+
+
+def preload_awards(session: Session, member_ids: Iterable[int], achievement_ids: Iterable[str]) -> None:
+    """Read the award rows of many members at once into :func:`find_award`'s cache (one query
+    per chunk instead of one per member and achievement); what is cached already stays."""
+    cache: dict[tuple[int, str], Award | None] = session.info.setdefault(AWARDS, {})
+    achievement_ids = list(achievement_ids)
+    wanted = sorted({m for m in member_ids if any((m, a) not in cache for a in achievement_ids)})
+    found: dict[tuple[int, str], Award] = {}
+    for start in range(0, len(wanted), PRELOAD_CHUNK):
+        chunk = wanted[start : start + PRELOAD_CHUNK]
+        for award in session.scalars(select(Award).where(one_of(session, Award.member_id, chunk))):
+            found[(award.member_id, award.achievement_id)] = award
+    for member_id in wanted:
+        for achievement_id in achievement_ids:
+            key = (member_id, achievement_id)
+            if key not in cache:
+                cache[key] = found.get(key)
 
 
 def forget_awards(session: Session) -> None:

@@ -22,7 +22,10 @@ from sqlalchemy.orm import Session
 
 from smallwins.core.events import Event
 from smallwins.core.rules import Achievement, RuleContext
-from smallwins.core.store import StoredEvent
+from smallwins.core.store import StoredEvent, pair_in
+
+#: Contributions looked up per query when approvals name some the history did not read.
+UNREAD_CHUNK = 5_000
 
 OWN = "0"
 APPROVAL = "1"
@@ -102,14 +105,26 @@ def member_histories(
         theirs = select(StoredEvent.source + ":" + StoredEvent.event_id).where(
             StoredEvent.member_id.in_(member_ids), StoredEvent.retracted.is_(False)
         )
-        for row in session.scalars(
+        approvals = session.scalars(
             select(StoredEvent).where(
                 StoredEvent.target.in_(theirs), StoredEvent.type.in_(target_types), StoredEvent.retracted.is_(False)
             )
-        ):
+        ).all()
+        # an approval may name a contribution of a type no chosen rule triggers on: read those too
+        named = {row.target for row in approvals if row.target and row.target not in contributions}
+        unread = sorted(tuple(key.split(":", 1)) for key in named)
+        for start in range(0, len(unread), UNREAD_CHUNK):
+            for source, event_id, member_id, posted in session.execute(
+                select(StoredEvent.source, StoredEvent.event_id, StoredEvent.member_id, StoredEvent.time).where(
+                    pair_in(session, StoredEvent.source, StoredEvent.event_id, unread[start : start + UNREAD_CHUNK]),
+                    StoredEvent.retracted.is_(False),
+                )
+            ):
+                contributions[f"{source}:{event_id}"] = (member_id, posted)
+        for row in approvals:
             assert row.target is not None
             found = contributions.get(row.target)
-            if found is not None:
+            if found is not None and found[0] in histories:
                 author, posted = found
                 event = event_from_row(row)
                 histories[author].append(HistoryItem(event, Position.approval(event, posted), row.member_id))

@@ -287,6 +287,24 @@ class OutboxItem(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
 
 
+class Handoff(Base):
+    """A replay one ingest worker leaves to another: an approval stored by the worker of its
+    actor's partition, for the author of a contribution in another worker's partition. The
+    owner replays the author (no cross-worker member locks); the command drains what is left.
+    """
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partition_count: Mapped[int] = mapped_column(Integer)
+    partition_index: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(80))
+    cause: Mapped[str] = mapped_column(String(250))
+
+    __table_args__ = (Index("ix_handoffs_partition", "partition_count", "partition_index", "id"),)
+
+
 class SourceCursor(Base):
     """Where a source's capture stands (last UID, page token, last message id per channel)."""
 

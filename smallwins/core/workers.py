@@ -1,19 +1,20 @@
 """Several ingest processes sharing one PostgreSQL: ``smallwins ingest FILE --workers N``.
 
-Work is partitioned by account (``crc32(source:subject) % N``), so one account's events stay in
-one process and in their order there, and processes rarely wait on each other's member locks.
-Each worker streams the whole file and keeps its own share (memory stays flat), ingesting
-through the same engine as one process would; the store's unique keys, row locks and the
-engine's event-time replay make the outcome the same as a single process's, whatever the
-interleaving. A worker that dies loses nothing stored: running the command again finishes the
-job, because ingest is idempotent.
+Work is partitioned by account (:mod:`smallwins.core.partitions`), so one account's events stay
+in one process and in their order there. Each worker streams the whole file and keeps its own
+share (memory stays flat), ingesting through the same engine as one process would. An approval
+for a contribution of another partition's member is handed to that member's worker instead of
+locking the member (:mod:`smallwins.core.pipeline.handoff`), so workers do not wait for each
+other's batches; when they are done, the command replays whatever handoff is left. The store's
+unique keys, row locks and the engine's event-time replay make the outcome the same as a single
+process's, whatever the interleaving. A worker that dies loses nothing stored: running the
+command again finishes the job, because ingest is idempotent.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
@@ -23,6 +24,8 @@ from typing import Any
 import structlog
 
 from smallwins.core.events import Event
+from smallwins.core.partitions import Partition, account_partition
+from smallwins.core.pipeline.ingest import BULK_BATCH_SIZE
 
 log = structlog.get_logger(__name__)
 
@@ -30,10 +33,6 @@ log = structlog.get_logger(__name__)
 def partition_of(event: Event, workers: int) -> int:
     """Which of ``workers`` processes ingests this event: stable for an account."""
     return account_partition(event.source, event.subject, workers)
-
-
-def account_partition(source: str, subject: str, workers: int) -> int:
-    return zlib.crc32(f"{source}:{subject}".encode()) % workers
 
 
 def _someone_elses(raw: bytes, job: WorkerJob) -> bool:
@@ -63,6 +62,7 @@ class WorkerJob:
     source: str | None
     index: int
     workers: int
+    batch_size: int
 
 
 class WorkerFailed(RuntimeError):
@@ -94,9 +94,10 @@ def run_worker(job: WorkerJob, progress: Synchronized, results: Any) -> None:
 
     configure_logging("WARNING")
     app = build_app(job.config, database_url=job.database)
+    app.engine.partition = Partition(job.index, job.workers)
     report = IngestReport()
     try:
-        for outcome in app.engine.ingest_many(_events_of(app, job)):
+        for outcome in app.engine.ingest_many(_events_of(app, job), batch_size=job.batch_size):
             report.add(outcome)
             with progress.get_lock():
                 progress.value += 1
@@ -114,6 +115,7 @@ def ingest_parallel(
     *,
     workers: int,
     source: str | None = None,
+    batch_size: int = BULK_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
     poll_seconds: float = 0.2,
 ) -> dict[str, int]:
@@ -124,7 +126,7 @@ def ingest_parallel(
     processes = [
         context.Process(
             target=run_worker,
-            args=(WorkerJob(config, database, file, source, index, workers), progress, results),
+            args=(WorkerJob(config, database, file, source, index, workers, batch_size), progress, results),
             name=f"smallwins-ingest-{index}",
         )
         for index in range(workers)
@@ -149,8 +151,20 @@ def ingest_parallel(
             if key in totals:
                 totals[key] += value
         reported += 1
+    totals["awarded"] += drain_handoffs(config, database)
     log.info("workers.finished", workers=workers, failed=len(failed), **totals)
     if failed:
         codes = ", ".join(f"worker {p.name.rsplit('-', 1)[1]} exited with {p.exitcode}" for p in failed)
         raise WorkerFailed(f"{codes}; what was stored stays: run the same command again to finish")
     return totals
+
+
+def drain_handoffs(config: Path, database: str) -> int:
+    """Apply the approvals handed to a worker that had finished (or died); what they awarded."""
+    from smallwins.core.app import build_app
+
+    app = build_app(config, database_url=database)
+    try:
+        return app.engine.drain_handoffs()
+    finally:
+        app.close()

@@ -18,6 +18,9 @@ with engine.connect() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # SQLite runs DDL in transactions too: all revisions in one, so a process that waited for
+        # the write lock reads the version the first one finished with, not one half-way
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

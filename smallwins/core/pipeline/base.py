@@ -1,8 +1,8 @@
 """What every stage shares: the engine's settings, a member's rule context, points, stale marks.
 
 The stages of the pipeline are mixins stacked in pipeline order (base, evaluate, recompute,
-settle, linking, resolve, store_events, route, ingest); :class:`smallwins.core.engine.Engine` is
-the facade that combines them.
+settle, linking, resolve, store_events, route, handoff, ingest); :class:`smallwins.core.engine.Engine`
+is the facade that combines them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from smallwins.core import leaderboards, rule_states
 from smallwins.core.events import CORE_EVENT_TYPES
+from smallwins.core.partitions import Partition, account_partition
 from smallwins.core.pipeline.outcomes import (
     RETRACTION_TOUCHED,
     STALE,
@@ -24,6 +26,7 @@ from smallwins.core.pipeline.outcomes import (
 from smallwins.core.rule_states import SavedState
 from smallwins.core.rules import Achievement, Catalogue, RuleContext
 from smallwins.core.store import (
+    Handoff,
     Member,
     Store,
 )
@@ -31,6 +34,9 @@ from smallwins.core.store import (
 
 class EngineCore:
     """What every stage shares: the engine's settings, a member's rule context, points, stale marks."""
+
+    #: This engine's share of the accounts when several workers ingest (``None``: all of them).
+    partition: Partition | None = None
 
     def __init__(
         self,
@@ -75,6 +81,27 @@ class EngineCore:
                 moment=moment,
                 points=points,
             )
+
+    def _foreign(self, source: str, subject: str) -> bool:
+        """Whether the account belongs to another worker's partition (never, unpartitioned)."""
+        return self.partition is not None and not self.partition.owns(source, subject)
+
+    def _hand_off(
+        self, session: Session, member_id: int, account: tuple[str, str], event_type: str, cause: str
+    ) -> None:
+        """Leave the approval ``cause`` (of type ``event_type``) for ``member_id`` to the worker that
+        owns ``account``, the account of the contribution it names (see the handoff stage)."""
+        assert self.partition is not None
+        count = self.partition.count
+        session.execute(
+            insert(Handoff).values(
+                partition_count=count,
+                partition_index=account_partition(*account, count),
+                member_id=member_id,
+                event_type=event_type,
+                cause=cause,
+            )
+        )
 
     @staticmethod
     def _mark_stale(

@@ -38,11 +38,14 @@ class Evaluation(EngineCore):
         achievements: list[Achievement],
         ctx: RuleContext,
         position: Position,
+        *,
+        may_be_seen: bool = False,
     ) -> list[str]:
         """Apply one event to the member's saved state of each achievement; award and upgrade.
 
         A state that has already seen a later event is not touched: it is marked stale and
-        replayed from history when the batch settles.
+        replayed from history when the batch settles. So is one that has seen this very event,
+        when it ``may_be_seen`` already (a handoff applied after a replay that read it).
         """
         achievements = [a for a in achievements if a.accepts(event)]
         if not achievements:
@@ -54,7 +57,8 @@ class Evaluation(EngineCore):
             row = saved.get(achievement.id)
             if achievement.id in stale:
                 continue
-            if row is not None and row.seen_time is not None and Position(row.seen_time, row.seen_key or "") > position:
+            seen = Position(row.seen_time, row.seen_key or "") if row and row.seen_time is not None else None
+            if seen is not None and (seen > position or (may_be_seen and seen == position)):
                 self._mark_stale(session, member.id, [achievement], cause=event.key)
                 continue
             state = row.state if row is not None else achievement.rule.initial_state(achievement.params)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from smallwins.core import identity
 from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef
+from smallwins.core.pipeline.handoff import Handoffs
 from smallwins.core.pipeline.outcomes import (
     DEADLOCK_RETRIES,
     FULL_REPLAY,
@@ -25,7 +26,6 @@ from smallwins.core.pipeline.outcomes import (
     is_deadlock,
     unresolved,
 )
-from smallwins.core.pipeline.route import Routing
 from smallwins.core.replay import Position
 from smallwins.core.store import (
     Member,
@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 BULK_BATCH_SIZE = 10_000
 
 
-class Ingestion(Routing):
+class Ingestion(Handoffs):
     """The ingest pipeline, batch by batch: resolve, store, route, apply rules, settle, then one commit"""
 
     def ingest(self, event: Event) -> IngestOutcome:
@@ -111,7 +111,9 @@ class Ingestion(Routing):
         contributions). Retractions and link codes change other rows or merge members; they
         follow one by one. Standing does not depend on that order (see the module docstring).
         """
-        self._lock_batch_members(session, batch)
+        claimed = self._claim_handoffs(session)
+        self._lock_batch_members(session, batch, also={row.member_id for row in claimed})
+        handed_over = self._apply_handoffs(session, claimed) if claimed else {}
         session.info[RETRACTED_KEYS] = set(
             session.scalars(
                 select(StoredEvent.retracts).where(one_of(session, StoredEvent.retracts, {e.key for e in batch}))
@@ -128,7 +130,7 @@ class Ingestion(Routing):
             for index in special:
                 outcomes[index] = self._ingest_unflushed(session, batch[index])
             ordered = [outcomes[i] for i in range(len(batch))]
-            for member_id, earned in self._settle(session).items():
+            for member_id, earned in [*handed_over.items(), *self._settle(session).items()]:
                 mine = [o for o in ordered if o.member_id == member_id] or ordered
                 mine[-1].awarded += earned
         return ordered

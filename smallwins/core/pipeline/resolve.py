@@ -13,10 +13,8 @@ from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef
 from smallwins.core.pipeline.linking import Linking
 from smallwins.core.store import (
-    Award,
     Identity,
     StoredEvent,
-    one_of,
     pair_in,
 )
 
@@ -34,35 +32,32 @@ class Resolution(Linking):
                 # presenters render every member, also one with nothing earned yet
                 awards.enqueue(session, member_id=member_id, kind="member.joined", at=self.clock(), payload={})
 
-    def _lock_batch_members(self, session: Session, batch: list[Event]) -> None:
-        """Lock, in id order, every member the batch will touch (actors, and the authors of what
-        it approves or retracts), and load their accounts and rule states: a few queries per
-        batch instead of a few per event."""
+    def _lock_batch_members(self, session: Session, batch: list[Event], also: set[int]) -> None:
+        """Lock, in id order, every member the batch will touch (actors, the authors of what it
+        approves or retracts, and ``also``), and load their accounts and rule states: a few
+        queries per batch instead of a few per event. The author of an approved contribution in
+        another worker's partition is not locked: that worker replays it (see the handoff stage)."""
         refs = {(e.source, e.subject) for e in batch}
         accounts = session.execute(
             select(Identity.platform, Identity.account, Identity.member_id).where(
                 pair_in(session, Identity.platform, Identity.account, refs)
             )
         ).all()
-        member_ids = {member_id for _, _, member_id in accounts}
-        named = {tuple(key.split(":", 1)) for e in batch for key in (e.target, e.retracts) if key}
+        member_ids = {member_id for _, _, member_id in accounts} | also
+        retracted = {tuple(e.retracts.split(":", 1)) for e in batch if e.retracts}
+        named = retracted | {tuple(e.target.split(":", 1)) for e in batch if e.target}
         if named:
-            member_ids.update(
-                session.scalars(
-                    select(StoredEvent.member_id).where(
-                        pair_in(session, StoredEvent.source, StoredEvent.event_id, named)
-                    )
+            for source, event_id, subject, member_id in session.execute(
+                select(StoredEvent.source, StoredEvent.event_id, StoredEvent.subject, StoredEvent.member_id).where(
+                    pair_in(session, StoredEvent.source, StoredEvent.event_id, named)
                 )
-            )
+            ):
+                if (source, event_id) in retracted or not self._foreign(source, subject):
+                    member_ids.add(member_id)
         identity.lock_members(session, member_ids)
         resolved = session.info.setdefault(identity.RESOLVED, {})
         for platform, account, member_id in accounts:
             resolved[AccountRef(platform, account)] = identity.lock_member(session, member_id)
         locked = {member.id for member in session.info.get(identity.LOCKED, {}).values()}
         rule_states.load(session, locked, self.catalogue.achievements)
-        held: dict[tuple[int, str], Award | None] = session.info.setdefault(awards.AWARDS, {})
-        for member_id in locked:
-            for achievement_id in self.catalogue.achievements:
-                held.setdefault((member_id, achievement_id), None)
-        for award in session.scalars(select(Award).where(one_of(session, Award.member_id, locked))):
-            held[(award.member_id, award.achievement_id)] = award
+        awards.preload_awards(session, locked, self.catalogue.achievements)

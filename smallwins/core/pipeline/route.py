@@ -31,12 +31,13 @@ class Routing(Storage):
 
     def _find_targets(self, session: Session, events: list[Event]) -> dict[str, Row[Any]]:
         """What the batch's approvals and reactions name, found in one query per chunk:
-        ``key -> (member_id, time, retracted)`` (contributions stored in this batch included)."""
+        ``key -> (source, event_id, subject, member_id, time, retracted)`` (contributions stored
+        in this batch included)."""
         keys = {e.target for e in events if e.target is not None and self.catalogue.target_triggered_by(e.type)}
         pairs = [tuple(key.split(":", 1)) for key in keys if ":" in key]
         found: dict[str, Row[Any]] = {}
-        columns = (StoredEvent.source, StoredEvent.event_id, StoredEvent.member_id, StoredEvent.time,
-                   StoredEvent.retracted)
+        columns = (StoredEvent.source, StoredEvent.event_id, StoredEvent.subject, StoredEvent.member_id,
+                   StoredEvent.time, StoredEvent.retracted)
         for start in range(0, len(pairs), identity.LOOKUP_CHUNK):
             chunk = pairs[start : start + identity.LOOKUP_CHUNK]
             named = pair_in(session, StoredEvent.source, StoredEvent.event_id, chunk)
@@ -80,6 +81,9 @@ class Routing(Storage):
             unresolved(session).approvals.add(event.key)
             return []
         if found.retracted:
+            return []
+        if self._foreign(found.source, found.subject):  # another worker's member: its worker replays
+            self._hand_off(session, found.member_id, (found.source, found.subject), event.type, event.key)
             return []
         author = identity.lock_member(session, found.member_id)
         if author.staff:

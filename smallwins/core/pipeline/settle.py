@@ -4,6 +4,8 @@ between concurrent writers on PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -21,12 +23,16 @@ from smallwins.core.pipeline.outcomes import (
     unresolved,
 )
 from smallwins.core.pipeline.recompute import Recomputation
-from smallwins.core.replay import event_from_row, member_history, replay
+from smallwins.core.replay import HistoryItem, event_from_row, member_histories, replay
 from smallwins.core.rule_states import SavedState
+from smallwins.core.rules import Achievement
 from smallwins.core.store import (
     Member,
     StoredEvent,
 )
+
+#: Members whose histories are read in one pair of queries when a batch settles.
+HISTORY_CHUNK = 500
 
 
 class Settlement(Recomputation):
@@ -82,24 +88,63 @@ class Settlement(Recomputation):
         for member_id in sorted(full):
             member = identity.lock_member(session, member_id)
             self._recompute(session, member, reason="became staff: moderators and bots hold no standing")
+        replaying = []
         for member_id, achievement_ids in sorted(stale.items()):
             member = identity.lock_member(session, member_id)
-            if not achievement_ids or member.id in full or member.staff:
-                continue
+            if achievement_ids and member.id not in full and not member.staff:
+                replaying.append((member_id, member, achievement_ids))
+        histories = self._histories(session, [(member, ids) for _, member, ids in replaying])
+        for member_id, member, achievement_ids in replaying:
             keep = member_id in retraction and self.retraction_policy == "keep"
-            replayed = self._replay_some(session, member, achievement_ids, keep=keep, cause=causes[member_id])
+            history = histories[(member.id, frozenset(achievement_ids))]
+            cause = causes[member_id]
+            replayed = self._replay_some(session, member, achievement_ids, history, keep=keep, cause=cause)
             earned.setdefault(member.id, []).extend(replayed)
         return earned
 
-    def _replay_some(
-        self, session: Session, member: Member, achievement_ids: set[str], *, keep: bool, cause: str
-    ) -> list[str]:
-        """Replace some of a member's rule states with a replay of their history, and make
-        awards, award dates, tiers and period points agree with it."""
+    def _histories(
+        self, session: Session, wanted: list[tuple[Member, set[str]]]
+    ) -> dict[tuple[int, frozenset[str]], list[HistoryItem]]:
+        """The histories the replays need, ``(member id, achievement ids) -> history``: read
+        together for the members that replay the same achievements (two queries per chunk of
+        members instead of two per member), their rule states and awards preloaded too."""
+        if not wanted:
+            return {}
         session.flush()
-        chosen = [self.catalogue.achievements[a] for a in sorted(achievement_ids) if a in self.catalogue.achievements]
+        groups: dict[frozenset[str], set[int]] = {}
+        for member, achievement_ids in wanted:
+            groups.setdefault(frozenset(achievement_ids), set()).add(member.id)
+        everyone = {member.id for member, _ in wanted}
+        rule_states.load(session, everyone, self.catalogue.achievements)
+        awards.preload_awards(session, everyone, self.catalogue.achievements)
+        histories: dict[tuple[int, frozenset[str]], list[HistoryItem]] = {}
+        for group, member_ids in groups.items():
+            chosen = self._chosen(group)
+            ordered = sorted(member_ids)
+            for start in range(0, len(ordered), HISTORY_CHUNK):
+                found = member_histories(session, ordered[start : start + HISTORY_CHUNK], chosen)
+                histories.update({(member_id, group): items for member_id, items in found.items()})
+        return histories
+
+    def _chosen(self, achievement_ids: Iterable[str]) -> list[Achievement]:
+        """The catalogue's achievements among ``achievement_ids``, in a stable order."""
+        return [self.catalogue.achievements[a] for a in sorted(achievement_ids) if a in self.catalogue.achievements]
+
+    def _replay_some(
+        self,
+        session: Session,
+        member: Member,
+        achievement_ids: set[str],
+        history: list[HistoryItem],
+        *,
+        keep: bool,
+        cause: str,
+    ) -> list[str]:
+        """Replace some of a member's rule states with a replay of their ``history``, and make
+        awards, award dates, tiers and period points agree with it."""
+        chosen = self._chosen(achievement_ids)
         ctx = self._context(member)
-        result = replay(member_history(session, member.id, chosen), chosen, ctx)
+        result = replay(history, chosen, ctx)
         saved = self._rule_states(session, member.id, [a.id for a in chosen])
         earned = []
         for achievement in chosen:
@@ -151,7 +196,12 @@ class Settlement(Recomputation):
             contributions = stored_events(session, {a.target for a in approvals.values() if a.target})
             for approval_key, approval in approvals.items():
                 contribution = contributions.get(approval.target or "")
-                if contribution is not None:
+                if contribution is None:
+                    continue
+                if self._foreign(contribution.source, contribution.subject):
+                    account = (contribution.source, contribution.subject)
+                    self._hand_off(session, contribution.member_id, account, approval.type, approval_key)
+                else:
                     approvals_of = self.catalogue.target_triggered_by(approval.type)
                     self._mark_stale(session, contribution.member_id, approvals_of, cause=approval_key)
             arrived: dict[str, set[str]] = {}
