@@ -288,9 +288,10 @@ class OutboxItem(Base):
 
 
 class Handoff(Base):
-    """A replay one ingest worker leaves to another: an approval stored by the worker of its
-    actor's partition, for the author of a contribution in another worker's partition. The
-    owner replays the author (no cross-worker member locks); the command drains what is left.
+    """An approval one ingest worker leaves to another: stored by the worker of its actor's
+    partition (``cause``, its key), it counts for ``member_id``, the author of a contribution in
+    another worker's partition, whose worker applies it (no cross-worker member locks); the
+    command drains what is left. See :mod:`smallwins.core.pipeline.handoff`.
     """
 
     __tablename__ = "handoffs"
@@ -299,7 +300,6 @@ class Handoff(Base):
     partition_count: Mapped[int] = mapped_column(Integer)
     partition_index: Mapped[int] = mapped_column(Integer)
     member_id: Mapped[int] = mapped_column(BigInteger)
-    event_type: Mapped[str] = mapped_column(String(80))
     cause: Mapped[str] = mapped_column(String(250))
 
     __table_args__ = (Index("ix_handoffs_partition", "partition_count", "partition_index", "id"),)

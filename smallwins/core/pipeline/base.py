@@ -86,11 +86,9 @@ class EngineCore:
         """Whether the account belongs to another worker's partition (never, unpartitioned)."""
         return self.partition is not None and not self.partition.owns(source, subject)
 
-    def _hand_off(
-        self, session: Session, member_id: int, account: tuple[str, str], event_type: str, cause: str
-    ) -> None:
-        """Leave the approval ``cause`` (of type ``event_type``) for ``member_id`` to the worker that
-        owns ``account``, the account of the contribution it names (see the handoff stage)."""
+    def _hand_off(self, session: Session, member_id: int, account: tuple[str, str], cause: str) -> None:
+        """Leave the approval ``cause`` for ``member_id`` to the worker that owns ``account``, the
+        account of the contribution it names (see the handoff stage)."""
         assert self.partition is not None
         count = self.partition.count
         session.execute(
@@ -98,7 +96,6 @@ class EngineCore:
                 partition_count=count,
                 partition_index=account_partition(*account, count),
                 member_id=member_id,
-                event_type=event_type,
                 cause=cause,
             )
         )

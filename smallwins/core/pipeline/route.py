@@ -83,7 +83,7 @@ class Routing(Storage):
         if found.retracted:
             return []
         if self._foreign(found.source, found.subject):  # another worker's member: its worker replays
-            self._hand_off(session, found.member_id, (found.source, found.subject), event.type, event.key)
+            self._hand_off(session, found.member_id, (found.source, found.subject), event.key)
             return []
         author = identity.lock_member(session, found.member_id)
         if author.staff:

@@ -200,7 +200,7 @@ class Settlement(Recomputation):
                     continue
                 if self._foreign(contribution.source, contribution.subject):
                     account = (contribution.source, contribution.subject)
-                    self._hand_off(session, contribution.member_id, account, approval.type, approval_key)
+                    self._hand_off(session, contribution.member_id, account, approval_key)
                 else:
                     approvals_of = self.catalogue.target_triggered_by(approval.type)
                     self._mark_stale(session, contribution.member_id, approvals_of, cause=approval_key)

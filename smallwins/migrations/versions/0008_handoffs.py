@@ -1,4 +1,4 @@
-"""replays one ingest worker hands to the worker that owns the member's partition
+"""approvals one ingest worker hands to the worker that owns their author's partition
 
 Revision ID: 0008
 Revises: 0007
@@ -23,7 +23,6 @@ def upgrade() -> None:
         sa.Column("partition_count", sa.Integer(), nullable=False),
         sa.Column("partition_index", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.BigInteger(), nullable=False),
-        sa.Column("event_type", sa.String(length=80), nullable=False),
         sa.Column("cause", sa.String(length=250), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
