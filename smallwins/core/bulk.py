@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from smallwins.core.store import UtcDateTime, json_text
+from smallwins.core.store import UtcDateTime, as_utc, json_text
 
 Converter = Callable[[Any], Any]
 
@@ -28,10 +28,7 @@ def sqlite_timestamp(value: datetime | None) -> str | None:
     """A timestamp as SQLAlchemy stores it in SQLite: naive UTC, always six fraction digits."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
+    value = as_utc(value)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
         f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
