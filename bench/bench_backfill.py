@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,12 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import run_child, write_results
+from common import add_backend_arguments, backends, run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = REPO / "smallwins" / "defaults" / "achievements.toml"
 RESULTS = Path(__file__).resolve().parent / "results_backfill.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/sw_bench"
 
 
 def changed_catalogue(folder: Path) -> Path:
@@ -96,10 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--members", type=int, default=10_000)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    parser.add_argument("--pg", default=os.environ.get("SMALLWINS_BENCH_PG_URL", DEFAULT_PG))
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    add_backend_arguments(parser, out=RESULTS, backend="sqlite")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -108,7 +103,7 @@ def main() -> None:
     from rich.table import Table
 
     runs = []
-    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
+    for backend in backends(args.backend):
         runs.append(run_child(__file__, ["--backend", backend, "--events", str(args.events),
                                          "--members", str(args.members), "--pg", args.pg]))
     table = Table(title="backfill after a rule change (Regular: 5 -> 4 messages)")

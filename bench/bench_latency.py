@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,11 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import run_child, write_results
+from common import add_backend_arguments, backends, run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results_latency.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/sw_bench"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -134,10 +132,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
     parser.add_argument("--drain-ms", type=float, default=50.0, help="how often arrived events are ingested")
     parser.add_argument("--members", type=int, default=2_000)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg", default=os.environ.get("SMALLWINS_BENCH_PG_URL", DEFAULT_PG))
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    add_backend_arguments(parser, out=RESULTS, backend="both")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -146,7 +141,7 @@ def main() -> None:
     from rich.table import Table
 
     runs: list[dict[str, Any]] = []
-    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
+    for backend in backends(args.backend):
         runs += run_child(__file__, ["--backend", backend, "--seconds", str(args.seconds), "--drain-ms",
                                      str(args.drain_ms), "--members", str(args.members), "--pg", args.pg,
                                      "--rates", *map(str, args.rates)])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import tempfile
@@ -27,11 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import reset_postgres, run_child, write_results
+from common import add_backend_arguments, backends, reset_postgres, run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results_reads.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/sw_bench"
 CHUNK = 20_000
 
 
@@ -154,10 +152,7 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg", default=os.environ.get("SMALLWINS_BENCH_PG_URL", DEFAULT_PG))
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    add_backend_arguments(parser, out=RESULTS, backend="both")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -166,7 +161,7 @@ def main() -> None:
     from rich.table import Table
 
     runs = []
-    for backend in ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]:
+    for backend in backends(args.backend):
         runs.append(run_child(__file__, ["--backend", backend, "--members", str(args.members), "--pg", args.pg]))
     table = Table(title=f"smallwins reads at {args.members:,} members (median ms of 50)")
     for column in ("backend", "top 100", "rank", "rank by counting (before)", "widget document"):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import os
 import random
 import resource
 import tempfile
@@ -35,12 +34,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from common import reset_postgres, run_child, write_results
+from common import add_backend_arguments, backends, reset_postgres, run_child, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = REPO / "smallwins" / "defaults" / "achievements.toml"
 RESULTS = Path(__file__).resolve().parent / "results.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/sw_bench"
 START = datetime(2026, 9, 7, tzinfo=UTC)
 DAYS = 42
 
@@ -282,12 +280,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--members", type=int, default=3_000)
     parser.add_argument("--full", action="store_true", help="1,000,000 events over 100,000 members")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pg", default=os.environ.get("SMALLWINS_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (as the CLI's)")
     parser.add_argument("--profile", help="write a pyinstrument profile of the ingest to this file")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    add_backend_arguments(parser, out=RESULTS, backend="both")
     args = parser.parse_args()
     if args.full:
         args.events, args.members = 1_000_000, 100_000
@@ -297,13 +292,13 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    chosen = backends(args.backend)
     runs = []
-    for backend in backends:
+    for backend in chosen:
         arguments = ["--backend", backend, "--events", str(args.events), "--members", str(args.members),
                      "--pg", args.pg, "--batch-size", str(args.batch_size)]
         if args.profile:
-            arguments += ["--profile", f"{args.profile}.{backend}" if len(backends) > 1 else args.profile]
+            arguments += ["--profile", f"{args.profile}.{backend}" if len(chosen) > 1 else args.profile]
         runs.append(run_child(__file__, arguments))
     table = Table(title=f"smallwins ingest, {args.events:,} events over {args.members:,} members")
     for column in ("backend", "events/s", "raw INSERT/s", "slower by", "peak RSS MB", "top 100 ms", "rank ms"):

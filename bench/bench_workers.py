@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_scale import CATALOGUE, DEFAULT_PG, community  # noqa: E402
-from common import reset_postgres, write_results  # noqa: E402
+from bench_scale import CATALOGUE, community  # noqa: E402
+from common import DEFAULT_PG, reset_postgres, write_results  # noqa: E402
 
 EXE = Path(sys.executable).with_name("smallwins")
 
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--members", type=int, default=2_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--pg", default=os.environ.get("SMALLWINS_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL URL of a scratch database (its schema is reset)")
     parser.add_argument("--out", type=Path, default=HERE / "results_workers.json")
     args = parser.parse_args()
     from rich.console import Console

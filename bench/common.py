@@ -3,6 +3,7 @@ run's peak RSS is its own), and the results document with the machine it ran on.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,6 +12,23 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+#: The scratch database the benchmarks use; its public schema is reset by each run.
+DEFAULT_PG = os.environ.get("SMALLWINS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/sw_bench")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, *, out: Path, backend: str = "both") -> None:
+    """``--backend``, ``--pg``, ``--out`` and the hidden ``--child`` of a benchmark that measures
+    each backend in a child process of its own."""
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default=backend)
+    parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL URL of a scratch database (its schema is reset)")
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+
+
+def backends(choice: str) -> list[str]:
+    """The backends a ``--backend`` choice names, in the order they are measured."""
+    return ["sqlite", "postgresql"] if choice == "both" else [choice]
 
 
 def reset_postgres(url: str) -> None:

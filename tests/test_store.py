@@ -127,6 +127,38 @@ def test_driver_writes_store_what_sqlalchemy_would(store: Store) -> None:
         assert same_moment == 2, "the driver's timestamp equals SQLAlchemy's in SQL comparisons too"
 
 
+def test_timestamps_are_utc_whatever_shape_the_stored_text_has(store: Store) -> None:
+    """Written through the ORM (any zone) they read back as the same aware UTC instant; on
+    SQLite the text is SQLAlchemy's own format, and text another tool wrote (an offset, no
+    fraction, a ``T``) still reads as the instant it names."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    moment = datetime(2026, 3, 2, 12, 0, 0, 5, tzinfo=UTC)
+    with store.writes.begin() as session:
+        session.add(Member(display_name="zoned", created_at=moment.astimezone(timezone(timedelta(hours=-7)))))
+    with store.sessions() as session:
+        created = session.scalar(select(Member.created_at).where(Member.display_name == "zoned"))
+        assert created == moment and created.tzinfo is UTC
+        with pytest.raises(Exception, match="naive datetime"):
+            session.scalar(select(Member.id).where(Member.created_at == datetime(2026, 3, 2)))
+    if store.dialect != "sqlite":
+        return
+    with store.engine.begin() as conn:
+        assert conn.scalar(text("SELECT created_at FROM members WHERE display_name = 'zoned'")) == (
+            "2026-03-02 12:00:00.000005"
+        )
+        for name, stored in [("offset", "2026-03-02T14:00:00+02:00"), ("plain", "2026-03-02 12:00:00")]:
+            conn.execute(
+                text("INSERT INTO members (display_name, points, private, staff, created_at)"
+                     " VALUES (:name, 0, 0, 0, :at)"),
+                {"name": name, "at": stored},
+            )
+    with store.sessions() as session:
+        read = dict(session.execute(select(Member.display_name, Member.created_at)).tuples().all())
+        assert read["offset"] == read["plain"] == moment.replace(microsecond=0)
+        assert read["offset"].tzinfo is UTC
+
+
 def test_a_large_ingest_leaves_the_planner_statistics_for_the_leaderboard(tmp_path: Path) -> None:
     """Without statistics SQLite read a top 100 through the merged-members index and sorted every
     member; after a large ingest the store is analyzed and the leaderboard index answers it."""

@@ -12,27 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from smallwins.core.store import UtcDateTime, as_utc, json_text
+from smallwins.core.store import UtcDateTime, json_text, sqlite_timestamp
 
 Converter = Callable[[Any], Any]
-
-
-def sqlite_timestamp(value: datetime | None) -> str | None:
-    """A timestamp as SQLAlchemy stores it in SQLite: naive UTC, always six fraction digits."""
-    if value is None:
-        return None
-    value = as_utc(value)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
 
 
 def _json_or_none(value: Any) -> str | None:

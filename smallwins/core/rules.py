@@ -179,6 +179,9 @@ class Catalogue:
     experiment: Experiment = field(default_factory=Experiment)
     by_trigger: dict[str, list[Achievement]] = field(init=False)
     by_target_trigger: dict[str, list[Achievement]] = field(init=False)
+    #: Event types that are contributions others' approvals count for (a rule triggered by
+    #: the type also counts approvals of it).
+    collecting_approvals: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_trigger, self.by_target_trigger = {}, {}
@@ -187,6 +190,11 @@ class Catalogue:
                 self.by_trigger.setdefault(event_type, []).append(achievement)
             for event_type in achievement.target_triggers:
                 self.by_target_trigger.setdefault(event_type, []).append(achievement)
+        self.collecting_approvals = frozenset(
+            event_type
+            for event_type, achievements in self.by_trigger.items()
+            if any(a.target_triggers for a in achievements)
+        )
 
     def triggered_by(self, event_type: str) -> list[Achievement]:
         return self.by_trigger.get(event_type, [])

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from smallwins.core import identity
 from smallwins.core.events import Event
+from smallwins.core.gc_pacing import fewer_full_collections
 from smallwins.core.identity import AccountRef
 from smallwins.core.pipeline.handoff import Handoffs
 from smallwins.core.pipeline.outcomes import (
@@ -57,14 +58,15 @@ class Ingestion(Handoffs):
         """
         batch: list[Event] = []
         seen = 0
-        for event in events:
-            batch.append(event)
-            seen += 1
-            if len(batch) >= batch_size:
+        with fewer_full_collections():
+            for event in events:
+                batch.append(event)
+                seen += 1
+                if len(batch) >= batch_size:
+                    yield from self._ingest_batch(batch)
+                    batch = []
+            if batch:
                 yield from self._ingest_batch(batch)
-                batch = []
-        if batch:
-            yield from self._ingest_batch(batch)
         if seen >= BULK_BATCH_SIZE:  # a large ingest changes the tables' shape: the planner should know
             self.store.refresh_statistics()
 

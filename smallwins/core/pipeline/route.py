@@ -65,9 +65,7 @@ class Routing(Storage):
 
     def _collects_approvals(self, event_type: str) -> bool:
         """Whether events of this type are contributions that others' approvals count for."""
-        return self.catalogue.has_target_rules and any(
-            a.target_triggers for a in self.catalogue.triggered_by(event_type)
-        )
+        return event_type in self.catalogue.collecting_approvals
 
     def _route_to_target(self, session: Session, actor: Member, event: Event) -> list[str]:
         """An approval or reaction concerns the author of the event it names."""
