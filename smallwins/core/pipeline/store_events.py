@@ -45,6 +45,7 @@ class Storage(Resolution):
         """One multi-row INSERT ... ON CONFLICT DO NOTHING for ``(event, member id)`` pairs, in
         the order given; the keys stored now (the database decides, so across processes too)."""
         rows: dict[str, dict[str, Any]] = {}
+        now = self.clock()  # one arrival time for the batch (and one timestamp to format)
         for event, member_id in items:
             if event.key not in rows:
                 rows[event.key] = {
@@ -59,7 +60,7 @@ class Storage(Resolution):
                     "target": event.target,
                     "retracts": None,
                     "retracted": event.key in retracted_keys,
-                    "ingested_at": self.clock(),
+                    "ingested_at": now,
                 }
         values = list(rows.values())
         if self.store.dialect == "postgresql" and len(values) >= COPY_FROM:
