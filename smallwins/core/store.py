@@ -56,7 +56,7 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=16_384)
 def sqlite_timestamp(value: datetime | None) -> str | None:
     """A timestamp as SQLAlchemy stores it in SQLite: naive UTC text, always six fraction digits.
 
@@ -73,7 +73,7 @@ def sqlite_timestamp(value: datetime | None) -> str | None:
     )
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=16_384)
 def _sqlite_utc(text: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
