@@ -54,7 +54,8 @@ class Ingestion(Handoffs):
     def ingest_many(self, events: Iterable[Event], *, batch_size: int = 500) -> Iterator[IngestOutcome]:
         """Ingest events in transactions of ``batch_size`` (see :meth:`_ingest_batch`).
 
-        Yields one outcome per event, in the order given, so a caller can show progress.
+        Yields one outcome per event, in the order given, so a caller can show progress. Full
+        garbage collections are paced while it runs (:mod:`smallwins.core.gc_pacing`).
         """
         batch: list[Event] = []
         seen = 0
