@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 import structlog
 from sqlalchemy import select
@@ -51,7 +51,9 @@ class Ingestion(Handoffs):
         """Ingest one event in its own transaction."""
         return self._ingest_batch([event])[0]
 
-    def ingest_many(self, events: Iterable[Event], *, batch_size: int = 500) -> Iterator[IngestOutcome]:
+    def ingest_many(
+        self, events: Iterable[Event], *, batch_size: int = 500
+    ) -> Generator[IngestOutcome, None, None]:
         """Ingest events in transactions of ``batch_size`` (see :meth:`_ingest_batch`).
 
         Yields one outcome per event, in the order given, so a caller can show progress. Full
