@@ -6,11 +6,15 @@ million index entries); summing ``points_counts`` rows above a total reads one r
 total, a few thousand at most.
 
 Every flush notes how members moved between totals (:func:`track_flush`), from the ORM's own
-record of what changed on each :class:`Member`: points, privacy, staff and merges all go through
-the ORM. The moves are written once when the transaction commits (:func:`write_pending`, one of
-the store's before-commit writers), touching rows in ascending order of points, so concurrent
-writers queue instead of deadlocking. Members with zero points are not counted (a new member
-changes nothing here), which is why a rank below zero points falls back to counting.
+record of what changed on each :class:`Member`: privacy, staff, merges and points set outright
+go through the ORM. Points the ingest credits, event by event, do not (:func:`credit`): the ORM's
+unit of work cost more than anything else left per changed member, so credited members keep
+their new total in memory and are written with one UPDATE per batch, and the total they were
+last counted at stands in for the ORM's record. The moves are written once when the transaction
+commits (:func:`write_pending`, one of the store's before-commit writers), touching rows in
+ascending order of points, so concurrent writers queue instead of deadlocking. Members with zero
+points are not counted (a new member changes nothing here), which is why a rank below zero
+points falls back to counting.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, event, func, inspect, select
+from sqlalchemy import Table, bindparam, delete, event, func, inspect, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
 
 from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import Member, PointsCount, dialect_insert
@@ -29,6 +33,9 @@ from smallwins.core.store import Member, PointsCount, dialect_insert
 TRACKED = ("points", "private", "staff", "merged_into_id")
 #: ``session.info`` key: points total -> members gained (or lost) in this transaction.
 PENDING = "smallwins.points_count_moves"
+#: ``session.info`` key: member -> the total it is counted at now, for members given points by
+#: :func:`credit` in this transaction (their new points are written at commit).
+CREDITED = "smallwins.credited_members"
 
 
 def _counted_total(values: dict[str, Any]) -> int | None:
@@ -38,8 +45,12 @@ def _counted_total(values: dict[str, Any]) -> int | None:
     return int(values["points"])
 
 
-def _before_and_after(member: Member) -> tuple[int | None, int | None]:
-    """The member's counted total before and after the flush, from the values the ORM kept when
+def _counted_now(member: Member) -> int | None:
+    return _counted_total({name: getattr(member, name) for name in TRACKED})
+
+
+def _counted_before(member: Member) -> int | None:
+    """The member's counted total as of the last flush, from the values the ORM kept when
     attributes changed (``committed_state``: read directly, it costs a fraction of
     ``load_history`` for the thousands of members a batch changes)."""
     state = inspect(member)
@@ -47,7 +58,17 @@ def _before_and_after(member: Member) -> tuple[int | None, int | None]:
     before = {name: original.get(name, current.get(name)) for name in TRACKED}
     if any(value is NO_VALUE for value in before.values()):  # changed before it was ever loaded
         before = {name: _loaded_before(state, name) for name in TRACKED}
-    return _counted_total(before), _counted_total({name: current.get(name) for name in TRACKED})
+    return _counted_total(before)
+
+
+def credit(session: Session, member: Member, points: int) -> None:
+    """Add ``points`` to the member's total in memory, outside the ORM's unit of work; the total
+    is written, and the member's move between counts noted, when the transaction commits."""
+    credited: dict[Member, int | None] = session.info.setdefault(CREDITED, {})
+    if member not in credited:
+        credited[member] = _counted_before(member)
+    # The ORM now takes the new total for the stored one: no flush writes it, write_pending does.
+    set_committed_value(member, "points", member.points + points)
 
 
 def _loaded_before(state: Any, name: str) -> Any:
@@ -59,15 +80,32 @@ def _loaded_before(state: Any, name: str) -> Any:
 
 @event.listens_for(Session, "after_flush")
 def track_flush(session: Session, _context: Any) -> None:
-    """Note how this flush moved members between totals; written once, at commit (:func:`write_pending`)."""
+    """Note how this flush moved members between totals; written once, at commit (:func:`write_pending`).
+
+    A credited member's last counted total is the one :func:`credit` keeps (the ORM's record
+    no longer holds its points); it moves on to the member's current total here.
+    """
     changes: Counter[int] = session.info.setdefault(PENDING, Counter())
-    moves: list[tuple[int | None, int | None]] = [
-        (None, _counted_total({n: getattr(m, n) for n in TRACKED})) for m in session.new if isinstance(m, Member)
-    ]
-    moves += [_before_and_after(m) for m in session.dirty if isinstance(m, Member)]
-    moves += [
-        (_counted_total({n: getattr(m, n) for n in TRACKED}), None) for m in session.deleted if isinstance(m, Member)
-    ]
+    credited: dict[Member, int | None] = session.info.get(CREDITED, {})
+    moves: list[tuple[int | None, int | None]] = []
+    for member in session.new:
+        if isinstance(member, Member):
+            moves.append((None, _counted_now(member)))
+            if member in credited:
+                credited[member] = _counted_now(member)
+    for member in session.dirty:
+        if isinstance(member, Member):
+            before = credited[member] if member in credited else _counted_before(member)
+            moves.append((before, _counted_now(member)))
+            if member in credited:
+                credited[member] = _counted_now(member)
+    for member in session.deleted:
+        if isinstance(member, Member):
+            moves.append((credited.pop(member) if member in credited else _counted_now(member), None))
+    _note(changes, moves)
+
+
+def _note(changes: Counter[int], moves: Iterable[tuple[int | None, int | None]]) -> None:
     for before, after in moves:
         if before != after:
             if before is not None:
@@ -77,10 +115,16 @@ def track_flush(session: Session, _context: Any) -> None:
 
 
 def write_pending(session: Session) -> None:
-    """Before a writing transaction commits: flush, then add the noted moves to the counts in one
-    upsert, in points order (concurrent writers queue on a total instead of deadlocking)."""
+    """Before a writing transaction commits: flush, write the credited members' points (one
+    UPDATE, in id order), then add the noted moves to the counts in one upsert, in points order
+    (concurrent writers queue on a total instead of deadlocking)."""
     session.flush()
     changes: Counter[int] = session.info.pop(PENDING, Counter())
+    credited: dict[Member, int | None] = session.info.pop(CREDITED, {})
+    if credited:
+        _note(changes, ((counted, _counted_now(member)) for member, counted in credited.items()))
+        rows = sorted(({"member": m.id, "new_points": m.points} for m in credited), key=lambda r: r["member"])
+        session.connection().execute(_SET_POINTS, rows)
     rows = [{"points": total, "members": n} for total, n in sorted(changes.items()) if n]
     _ADD_MEMBERS.execute(session, rows)
     emptied = [row["points"] for row in rows if row["members"] < 0]
@@ -96,6 +140,10 @@ def _add_members(dialect: str) -> Any:
 
 
 _ADD_MEMBERS = DriverWrite(cast(Table, PointsCount.__table__), ("points", "members"), _add_members)
+_MEMBERS = cast(Table, Member.__table__)
+_SET_POINTS = (
+    update(_MEMBERS).where(_MEMBERS.c.id == bindparam("member")).values(points=bindparam("new_points"))
+)
 
 
 def members_above(session: Session, totals: Iterable[int]) -> dict[int, int]:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from smallwins.core import leaderboards, rule_states
+from smallwins.core import leaderboards, rank_index, rule_states
 from smallwins.core.events import CORE_EVENT_TYPES
 from smallwins.core.partitions import Partition, account_partition
 from smallwins.core.pipeline.outcomes import (
@@ -72,7 +72,7 @@ class EngineCore:
     def _credit(self, session: Session, member: Member, moment: datetime, points: int) -> None:
         """Add points to the all-time total and to every time-boxed board's period (not staff's)."""
         if points and not member.staff:
-            member.points += points
+            rank_index.credit(session, member, points)
             leaderboards.add_points(
                 session,
                 self.catalogue.leaderboards,
