@@ -167,11 +167,13 @@ def progress_bar() -> Progress:
     )
 
 
-def ingest_with_progress(smallwins: App, events: Iterable[Event], description: str, *, total: int) -> IngestReport:
+def ingest_with_progress(
+    smallwins: App, events: Iterable[Event], description: str, *, total: int, batch_size: int = BULK_BATCH_SIZE
+) -> IngestReport:
     report = IngestReport()
     with progress_bar() as bar:
         task = bar.add_task(description, total=total)
-        for outcome in smallwins.engine.ingest_many(events, batch_size=BULK_BATCH_SIZE):
+        for outcome in smallwins.engine.ingest_many(events, batch_size=batch_size):
             report.add(outcome)
             bar.advance(task)
     return report
@@ -715,6 +717,7 @@ def demo(
 ) -> None:
     """Generate a synthetic community, ingest it into a fresh SQLite file, and show the results."""
     from smallwins.demo import (
+        DEMO_BATCH_SIZE,
         DEMO_START,
         LiveClock,
         generate_community,
@@ -745,8 +748,11 @@ def demo(
                     f"({effect.return_visits} return visits added). `smallwins report` should recover it."
                 )
             )
+        # In small batches, as a live source delivers: the clock follows the stream only as far as
+        # the batch being ingested, so awards (and their vouchers' claim windows) come when earned.
         report = ingest_with_progress(
-            smallwins, live.follow(community.events), "ingesting community history", total=len(community.events)
+            smallwins, live.follow(community.events), "ingesting community history", total=len(community.events),
+            batch_size=DEMO_BATCH_SIZE,
         )
         smallwins.engine.clock = lambda: demo_end  # the rest of the story is told as of its last day
         linked = link_accounts(smallwins.engine, community)

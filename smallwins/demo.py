@@ -86,6 +86,11 @@ LAST_NAMES = [
 
 #: The demo's history starts here, so that the catalogue's launch week falls inside it.
 DEMO_START = datetime(2026, 9, 7, tzinfo=UTC)
+#: Events per transaction while the demo replays its history through :class:`LiveClock`: a few
+#: hours of the community's life, as a live source would deliver it. (In one large batch the
+#: clock would already stand at the last event when the first award is made, and every award
+#: older than the voucher horizon would come without its voucher.)
+DEMO_BATCH_SIZE = 100
 
 #: platform -> (event type, relative weight) members perform there.
 PLATFORM_ACTIONS: dict[str, list[tuple[str, int]]] = {

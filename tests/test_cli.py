@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,8 @@ def test_demo_shows_a_community(tmp_path: Path) -> None:
         "On a Roll: current",
     ):
         assert shown in out, shown
+    claimed = re.search(r"(\d+) vouchers claimed", out)
+    assert claimed and int(claimed.group(1)) > 0, "launch-week awards come with vouchers, and members claim them"
     assert (tmp_path / "demo.db").exists()
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     assert (

@@ -55,3 +55,11 @@ def test_missing_field_and_bad_json() -> None:
         parse_event('{"id": ')
     with pytest.raises(InvalidEvent, match="expected a JSON object"):
         parse_event("[1, 2]")
+
+
+def test_bad_json_names_the_column_of_the_break_also_in_a_line_with_its_newline() -> None:
+    line = '{"id": "x", "source": "discord", "type": "message.posted", ,}\n'
+    with pytest.raises(InvalidEvent, match="at column 60$"):
+        parse_event(line)
+    with pytest.raises(InvalidEvent, match="at line 3 column 3$"):
+        parse_event('{\n  "id": "x",\n  ,\n}')

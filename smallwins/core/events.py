@@ -200,10 +200,12 @@ def load_json(text: str) -> Any:
     Python's parser fails in ways other than ``JSONDecodeError`` (deep nesting, numbers of
     thousands of digits); each becomes a reason, never a traceback.
     """
+    text = text.rstrip("\r\n")  # a line's own newline: an error at its end is reported on it
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidEvent(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        where = f"line {exc.lineno} column {exc.colno}" if "\n" in text else f"column {exc.colno}"
+        raise InvalidEvent(f"not valid JSON: {exc.msg} at {where}") from None
     except RecursionError:
         raise InvalidEvent("not accepted: JSON nested too deeply") from None
     except InvalidEvent:
