@@ -125,11 +125,16 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def chosen_database(database: str | None) -> str | None:
+    """The ``--db`` given to the command or before it (else the configuration decides)."""
+    shared_database = SHARED.get("database")
+    return database or (shared_database if isinstance(shared_database, str) else None)
+
+
 @contextmanager
 def opened(config: Path | None, database: str | None) -> Iterator[App]:
     """Build the app or exit with the configuration error; always close the store."""
-    shared_database = SHARED.get("database")
-    database = database or (shared_database if isinstance(shared_database, str) else None)
+    database = chosen_database(database)
     try:
         smallwins = build_app(config_path(config), database_url=database)
     except ConfigError as exc:
@@ -269,11 +274,18 @@ def ingest_with_workers(
     file: Path, config: Path | None, database: str | None, source: str | None, workers: int, batch_size: int
 ) -> None:
     """``ingest --workers N``: N processes on one PostgreSQL, partitioned by account."""
+    from sqlalchemy.engine import make_url
+
+    from smallwins.core.config import load_app_config
     from smallwins.core.workers import WorkerFailed, ingest_parallel
 
+    try:  # refused before the store is opened: a SQLite file is not created for nothing
+        url = chosen_database(database) or load_app_config(config_path(config)).database_url()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if make_url(url).get_backend_name() != "postgresql":
+        raise fail("--workers needs PostgreSQL (SQLite takes one writer at a time); give --db postgresql://...")
     with opened(config, database) as smallwins:
-        if smallwins.store.dialect != "postgresql":
-            raise fail("--workers needs PostgreSQL (SQLite takes one writer at a time); give --db postgresql://...")
         if source is not None and source not in smallwins.host.sources():
             raise fail(f"no installed source named '{source}'")
         url = smallwins.store.engine.url.render_as_string(hide_password=False)
@@ -299,10 +311,12 @@ def ingest_with_workers(
             except WorkerFailed as exc:
                 raise fail(str(exc)) from None
             bar.update(task, completed=total)
+        for warning in totals.warnings:
+            errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
     console.print(
-        f"{totals['stored']} stored, {totals['duplicates']} already known, {rejected} rejected, "
-        f"{totals['awarded']} achievements awarded by {workers} workers; presenters updated: {delivered}"
+        f"{totals.stored} stored, {totals.duplicates} already known, {rejected} rejected, "
+        f"{totals.awarded} achievements awarded by {workers} workers; presenters updated: {delivered}"
     )
     if rejected:
         raise typer.Exit(code=1)

@@ -59,7 +59,7 @@ def test_missing_field_and_bad_json() -> None:
 
 def test_bad_json_names_the_column_of_the_break_also_in_a_line_with_its_newline() -> None:
     line = '{"id": "x", "source": "discord", "type": "message.posted", ,}\n'
-    with pytest.raises(InvalidEvent, match="at column 60$"):
+    with pytest.raises(InvalidEvent, match=r"at column 60$"):
         parse_event(line)
-    with pytest.raises(InvalidEvent, match="at line 3 column 3$"):
+    with pytest.raises(InvalidEvent, match=r"at line 3 column 3$"):
         parse_event('{\n  "id": "x",\n  ,\n}')

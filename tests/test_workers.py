@@ -131,3 +131,24 @@ def test_workers_need_postgresql(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 2 and "--workers needs PostgreSQL" in done.stderr
+    assert not (tmp_path / "x.db").exists(), "a refused command creates no database"
+
+
+@pytest.mark.postgres
+def test_workers_print_the_warnings_a_single_process_would(tmp_path: Path) -> None:
+    postgres_url = pg_url()
+    reset_postgres(postgres_url)
+    config = write_config(tmp_path)
+    at = START.isoformat()
+    lines = [
+        {"id": "w1", "source": "discord", "type": "message.posted", "subject": "ann", "time": at},
+        {"id": "w2", "source": "discord", "type": "weird.thing", "subject": "bob", "time": at},
+        {"id": "w3", "source": "youtube", "type": "comment.posted", "subject": "cy", "time": at},
+    ]
+    (tmp_path / "e.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    command = [str(EXE), "ingest", str(tmp_path / "e.jsonl"), "-c", str(config), "--db", postgres_url,
+               "--workers", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "3 stored" in done.stdout
+    assert "discord:w2: unknown event type 'weird.thing'" in done.stderr.replace("\n", "")

@@ -26,8 +26,13 @@ import structlog
 from smallwins.core.events import Event
 from smallwins.core.partitions import Partition, account_partition
 from smallwins.core.pipeline.ingest import BULK_BATCH_SIZE
+from smallwins.core.pipeline.outcomes import IngestReport
 
 log = structlog.get_logger(__name__)
+
+#: Warnings (an unknown event type, a retraction of another source's event) each worker sends
+#: back for the command to print; a file full of them is summed up beyond this.
+MAX_WARNINGS = 1_000
 
 
 def partition_of(event: Event, workers: int) -> int:
@@ -89,7 +94,6 @@ def _events_of(app: Any, job: WorkerJob) -> Iterator[Event]:
 def run_worker(job: WorkerJob, progress: Synchronized, results: Any) -> None:
     """One worker process: ingest this partition, count progress, report its totals."""
     from smallwins.core.app import build_app
-    from smallwins.core.engine import IngestReport
     from smallwins.core.logs import configure_logging
 
     configure_logging("WARNING")
@@ -104,7 +108,14 @@ def run_worker(job: WorkerJob, progress: Synchronized, results: Any) -> None:
     finally:
         app.close()
     results.put(
-        {"index": job.index, "stored": report.stored, "duplicates": report.duplicates, "awarded": report.awarded}
+        {
+            "index": job.index,
+            "stored": report.stored,
+            "duplicates": report.duplicates,
+            "awarded": report.awarded,
+            "warnings": report.warnings[:MAX_WARNINGS],
+            "warnings_left_out": max(0, len(report.warnings) - MAX_WARNINGS),
+        }
     )
 
 
@@ -118,8 +129,9 @@ def ingest_parallel(
     batch_size: int = BULK_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
     poll_seconds: float = 0.2,
-) -> dict[str, int]:
-    """Ingest ``file`` with ``workers`` processes; their summed totals. Raises :class:`WorkerFailed`."""
+) -> IngestReport:
+    """Ingest ``file`` with ``workers`` processes; their summed totals and warnings (at most
+    :data:`MAX_WARNINGS` per worker). Raises :class:`WorkerFailed`."""
     context = multiprocessing.get_context("spawn")  # no inherited connections or threads
     progress = context.Value("q", 0)
     results = context.Queue()
@@ -133,13 +145,11 @@ def ingest_parallel(
     ]
     for process in processes:
         process.start()
-    totals = {"stored": 0, "duplicates": 0, "awarded": 0}
+    totals = IngestReport()
     reported = 0
     while any(p.is_alive() for p in processes) or not results.empty():
         while not results.empty():
-            for key, value in results.get().items():
-                if key in totals:
-                    totals[key] += value
+            _add_worker_result(totals, results.get())
             reported += 1
         if on_progress is not None:
             on_progress(progress.value)
@@ -147,16 +157,26 @@ def ingest_parallel(
             process.join(timeout=poll_seconds / workers)
     failed = [p for p in processes if p.exitcode != 0]
     while reported < workers - len(failed):  # a worker's last put may land after it exits
-        for key, value in results.get(timeout=10).items():
-            if key in totals:
-                totals[key] += value
+        _add_worker_result(totals, results.get(timeout=10))
         reported += 1
-    totals["awarded"] += drain_handoffs(config, database)
-    log.info("workers.finished", workers=workers, failed=len(failed), **totals)
+    totals.awarded += drain_handoffs(config, database)
+    log.info(
+        "workers.finished", workers=workers, failed=len(failed), stored=totals.stored,
+        duplicates=totals.duplicates, awarded=totals.awarded,
+    )
     if failed:
         codes = ", ".join(f"worker {p.name.rsplit('-', 1)[1]} exited with {p.exitcode}" for p in failed)
         raise WorkerFailed(f"{codes}; what was stored stays: run the same command again to finish")
     return totals
+
+
+def _add_worker_result(totals: IngestReport, result: dict[str, Any]) -> None:
+    totals.stored += result["stored"]
+    totals.duplicates += result["duplicates"]
+    totals.awarded += result["awarded"]
+    totals.warnings += result["warnings"]
+    if result["warnings_left_out"]:
+        totals.warnings.append(f"worker {result['index']}: {result['warnings_left_out']} more warnings left out")
 
 
 def drain_handoffs(config: Path, database: str) -> int:
