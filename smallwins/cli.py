@@ -526,14 +526,19 @@ def outbox_retry(
 
 
 def stop_on_signals() -> None:
-    """Ctrl-C, SIGINT and SIGTERM (systemd, docker stop) all stop ``run`` the same clean way.
+    """Ctrl-C, SIGINT and SIGTERM (systemd, docker stop) all stop ``run`` and ``serve`` the same
+    clean way.
 
     A process started in the background by a non-interactive shell inherits SIGINT *ignored*;
-    a long-running service must still stop when its supervisor sends it.
+    a long-running service must still stop when its supervisor sends it. SIGTERM is turned into
+    SIGINT rather than an exception raised wherever the process happens to be: inside the event
+    loop, the loop's own SIGINT handler cancels the main task and everything unwinds in order
+    (an exception raised from the handler surfaced as a traceback during the loop's shutdown,
+    after uvicorn had passed the signal on).
     """
 
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, stop)

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from harness import BROWSER_UA, Served
 
-from smallwins.adapters.web.links import LinkError, create_link
+from smallwins.adapters.web.links import LinkError, campaign_counts, create_link
 from smallwins.adapters.web.tokens import COOKIE_NAME, MemberSigner
 
 
@@ -98,7 +98,7 @@ def test_a_link_leads_only_to_an_absolute_http_url(served: Served, url: str) -> 
 
 def test_tampered_expired_or_foreign_tokens_credit_no_one(served: Served) -> None:
     member = served.member("cy")
-    code = served.link()
+    code = served.link(campaign="tampering")
     token = served.token(member)
     other_key = MemberSigner(b"another-server-key", token_max_age=3600, cookie_max_age=3600)
     expired = MemberSigner(served.web.signer.key, token_max_age=-1, cookie_max_age=-1)
@@ -122,6 +122,9 @@ def test_tampered_expired_or_foreign_tokens_credit_no_one(served: Served) -> Non
     assert "toolkit" not in served.awards(member)
     outcomes = [c.outcome for c in served.clicks(code)]
     assert outcomes == ["bad_token", "bad_token", "bad_token", "anonymous", "bad_token", "bad_token"]
+    with served.app.store.sessions() as session:
+        (counted,) = [c for c in campaign_counts(session) if c.campaign == "tampering"]
+    assert (counted.fetches, counted.bad_tokens, counted.anonymous, counted.credited) == (6, 5, 1, 0)
     with pytest.raises(ValueError, match="expired"):
         expired.read_token(expired.token(f"m{member}"))
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from harness import BROWSER_UA, CATALOGUE, T0, free_socket
 
 from smallwins.adapters.web.links import create_link, web_account_of
@@ -24,7 +25,8 @@ from smallwins.core.store import open_store
 from smallwins.core.views import member_snapshot
 
 
-def test_run_serves_the_web_source_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_run_serves_the_web_source_until_interrupted(tmp_path: Path, stop_signal: signal.Signals) -> None:
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()  # the server binds it again; nothing else on this machine takes it in between
@@ -66,10 +68,11 @@ def test_run_serves_the_web_source_until_interrupted(tmp_path: Path) -> None:
         response = httpx.get(f"{base}/r/{link.code}", params={"m": token}, headers={"User-Agent": BROWSER_UA})
         assert response.status_code == 302
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)  # SIGTERM: as systemd or docker stop would
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "stopped" in out
+    assert "Traceback" not in err and "unhandled exception" not in err, err
     assert "web.listening" in err or "runtime.source_started" in err
     with store.sessions() as session:
         awards = [a["id"] for a in member_snapshot(session, catalogue(), 1).awards]

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from smallwins.adapters.web.links import LinkError, all_links, campaign_counts, create_link, find_link, web_account_of
 from smallwins.adapters.web.settings import CreditPeriod, WebSettings
-from smallwins.cli import SHARED, ConfigOption, DatabaseOption, console, fail, member_id_of, opened
+from smallwins.cli import SHARED, ConfigOption, DatabaseOption, console, fail, member_id_of, opened, stop_on_signals
 from smallwins.core.app import App
 from smallwins.core.contract import PluginContext
 
@@ -93,7 +93,7 @@ def links_create(
 
 @links_app.command("list")
 def links_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
-    """Every tracked link, and fetches by campaign (credited, repeats, anonymous, bots)."""
+    """Every tracked link, and fetches by campaign (credited, repeats, anonymous, bots, bad tokens)."""
     with opened(config, database) as smallwins, smallwins.store.sessions() as session:
         base = web_settings(smallwins).base_url()
         table = Table(title=f"Tracked links ({base}/r/CODE)")
@@ -104,13 +104,12 @@ def links_list(config: ConfigOption = None, database: DatabaseOption = None) -> 
                 link.code, escape(link.campaign), link.event_type, link.credit_period, escape(link.target_url)
             )
         counts = Table(title="Fetches by campaign")
-        for column in ("campaign", "links", "fetches", "credited", "repeats", "anonymous", "bots/HEAD"):
+        columns = ("campaign", "links", "fetches", "credited", "repeats", "anonymous", "bots/HEAD", "bad token")
+        for column in columns:
             counts.add_column(column, justify="left" if column == "campaign" else "right")
         for row in campaign_counts(session):
-            counts.add_row(
-                escape(row.campaign),
-                *(str(n) for n in (row.links, row.fetches, row.credited, row.repeats, row.anonymous, row.automated)),
-            )
+            numbers = (row.links, row.fetches, row.credited, row.repeats, row.anonymous, row.automated, row.bad_tokens)
+            counts.add_row(escape(row.campaign), *(str(n) for n in numbers))
     console.print(table)
     console.print(counts)
 
@@ -231,6 +230,7 @@ def run_server(smallwins: App, *, host: str | None, port: int | None, member: st
             await WebServer(web, host=settings.host, port=settings.port).serve()
             group.cancel_scope.cancel()
 
+    stop_on_signals()
     try:
         anyio.run(main)
     except KeyboardInterrupt:

@@ -138,6 +138,8 @@ class CampaignCount:
     repeats: int
     anonymous: int
     automated: int
+    #: Fetches whose member token was altered, expired or signed by another server.
+    bad_tokens: int = 0
 
 
 def campaign_counts(session: Session) -> list[CampaignCount]:
@@ -165,6 +167,7 @@ def campaign_counts(session: Session) -> list[CampaignCount]:
             repeats=counts.get("repeat", 0),
             anonymous=counts.get("anonymous", 0),
             automated=sum(n for outcome, n in counts.items() if outcome in ("bot", "head", "prefetch")),
+            bad_tokens=counts.get("bad_token", 0),
         )
         for campaign, counts in sorted(by.items())
     ]

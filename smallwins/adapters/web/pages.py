@@ -114,7 +114,7 @@ def admin_page(
     campaign_rows = "".join(
         f'<tr><td>{escape(c.campaign)}</td><td class="n">{c.links}</td><td class="n">{c.fetches}</td>'
         f'<td class="n">{c.credited}</td><td class="n">{c.repeats}</td><td class="n">{c.anonymous}</td>'
-        f'<td class="n">{c.automated}</td></tr>'
+        f'<td class="n">{c.automated}</td><td class="n">{c.bad_tokens}</td></tr>'
         for c in campaigns
     )
     link_rows = "".join(
@@ -131,8 +131,9 @@ def admin_page(
 <tbody>{presenter_rows or '<tr><td colspan="3">no presenter enabled</td></tr>'}</tbody></table>
 <h2>Tracked links by campaign</h2>
 <table><thead><tr><th>Campaign</th><th class="n">Links</th><th class="n">Fetches</th><th class="n">Credited</th>
-<th class="n">Repeats</th><th class="n">Anonymous</th><th class="n">Bots/HEAD</th></tr></thead>
-<tbody>{campaign_rows or '<tr><td colspan="7">no links yet</td></tr>'}</tbody></table>
+<th class="n">Repeats</th><th class="n">Anonymous</th><th class="n">Bots/HEAD</th><th class="n">Bad token</th></tr>
+</thead>
+<tbody>{campaign_rows or '<tr><td colspan="8">no links yet</td></tr>'}</tbody></table>
 <h2>Links</h2><table><thead><tr><th>Code</th><th>Campaign</th><th>Event</th><th>Target</th></tr></thead>
 <tbody>{link_rows}</tbody></table>"""
     return page("smallwins operator", body)
