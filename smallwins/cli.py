@@ -353,13 +353,17 @@ def leaderboard(
 ) -> None:
     """The all-time leaderboard, or a weekly/monthly/season board (members in private mode are left out)."""
     with opened(config, database) as smallwins, smallwins.store.sessions() as session:
-        if board is None:
+        if board is None or board == leaderboards.ALL_TIME:
+            if period is not None or history:
+                raise fail("the all-time board has no periods: give --board with a weekly, monthly or season board")
             console.print(leaderboard_table(leaderboards.all_time(session, limit=limit)))
             return
         spec = smallwins.catalogue.leaderboards.get(board)
         if spec is None:
-            known = ", ".join(smallwins.catalogue.leaderboards) or "(none in the catalogue)"
+            known = ", ".join([leaderboards.ALL_TIME, *smallwins.catalogue.leaderboards])
             raise fail(f"no leaderboard '{board}'; known: {known}")
+        if period is not None and not leaderboards.is_period_of(spec, period):
+            raise fail(f"'{period}' is not a period of '{board}': {leaderboards.PERIOD_EXAMPLES[spec.period]}")
         if history:
             table = Table(title=escape(f"{spec.name}: periods"))
             table.add_column("period")
@@ -385,8 +389,11 @@ def _moderate(
         except (KeyError, ValueError) as exc:
             raise fail(str(exc).strip("\"'")) from None
         deliver_outbox(smallwins)
-    verb = "granted" if action == "grant" else "revoked"
-    said = f"{achievement} {verb} for member {member_id}" if changed else f"nothing to do: {achievement} already {verb}"
+    if changed:
+        said = f"{achievement} {'granted' if action == 'grant' else 'revoked'} for member {member_id}"
+    else:
+        state = "already holds" if action == "grant" else "does not hold"
+        said = f"nothing to do: member {member_id} {state} {achievement}"
     console.print(escape(said))
 
 
@@ -584,6 +591,8 @@ def profile(
     """Set a member's time zone (streaks are recounted in it) or leaderboard privacy."""
     from smallwins.core.config import check_timezone
 
+    if timezone is None and private is None:
+        raise fail("nothing to change: give --timezone ZONE, --private or --public")
     if timezone is not None:
         try:
             check_timezone(timezone)

@@ -128,6 +128,16 @@ def test_demo_shows_a_community(tmp_path: Path) -> None:
     )
     history = run("leaderboard", "--board", "weekly", "--history", "--db", db, cwd=tmp_path).stdout
     assert "2026-W37" in history and "2026-W40" in history
+    all_time = run("leaderboard", "--board", "all-time", "--db", db, cwd=tmp_path).stdout
+    assert all_time == run("leaderboard", "--db", db, cwd=tmp_path).stdout, "the web API's name for it works here too"
+    for wrong, said in [
+        (["--board", "weekly", "--period", "lastweek"], "'lastweek' is not a period of 'weekly'"),
+        (["--board", "monthly", "--period", "2026-13"], "'2026-13' is not a period of 'monthly'"),
+        (["--board", "weekly", "--period", "2026-W60"], "an ISO week such as"),
+        (["--period", "2026-W40"], "the all-time board has no periods"),
+    ]:
+        refused = run("leaderboard", *wrong, "--db", db, cwd=tmp_path, check=False)
+        assert refused.returncode == 2 and said in refused.stderr.replace("\n", " "), (wrong, refused.stderr)
 
 
 def test_backfill_profile_and_vouchers_from_the_command_line(workdir: Path) -> None:
@@ -164,6 +174,10 @@ def test_backfill_profile_and_vouchers_from_the_command_line(workdir: Path) -> N
     run("profile", "Ada", "--timezone", "America/New_York", "--private", cwd=workdir)
     assert "America/New_York" in run("member", "Ada", cwd=workdir).stdout
     assert "Ada" not in run("leaderboard", cwd=workdir).stdout
+    nothing = run("profile", "Ada", cwd=workdir, check=False)
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
+    never_held = run("revoke", "Ada", "pillar", "--reason", "x", "--actor", "mod-ann", cwd=workdir).stdout
+    assert "does not hold pillar" in never_held
 
 
 def test_shared_options_work_before_or_after_the_command(workdir: Path, tmp_path: Path) -> None:

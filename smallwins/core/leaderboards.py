@@ -6,6 +6,7 @@ period key begins, and past periods stay queryable as history.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,27 @@ from smallwins.core.store import Member, PeriodPoints, dialect_insert
 
 #: ``session.info`` key of the point changes waiting to be written when the transaction commits.
 PENDING = "smallwins.pending_period_points"
+
+
+#: The name the all-time board goes by where boards are named (the CLI, the web API).
+ALL_TIME = "all-time"
+_PERIOD_PATTERNS = {
+    "week": re.compile(r"\d{4}-W(0[1-9]|[1-4]\d|5[0-3])"),
+    "month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
+    "season": re.compile(r"season"),
+}
+#: What a period of each kind of board looks like, for error messages.
+PERIOD_EXAMPLES = {
+    "week": "an ISO week such as 2026-W19",
+    "month": "a month such as 2026-05",
+    "season": "a season board has one period, 'season'",
+}
+
+
+def is_period_of(board: LeaderboardSpec, period: str) -> bool:
+    """Whether ``period`` names a period of ``board`` (its format; it may have no scores)."""
+    pattern = _PERIOD_PATTERNS.get(board.period)
+    return pattern is not None and pattern.fullmatch(period) is not None
 
 
 def period_key(board: LeaderboardSpec, moment: datetime, zone: ZoneInfo) -> str | None:

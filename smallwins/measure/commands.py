@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         from smallwins.measure.report import NothingToReport, build_report
         from smallwins.measure.terminal import report_tables
 
-        moment = as_of.replace(tzinfo=UTC) if as_of is not None and as_of.tzinfo is None else as_of
+        # A naive time is UTC; one with an offset is the instant it names, shown in UTC.
+        moment = None if as_of is None else as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
         with opened(config, database) as smallwins, smallwins.store.sessions() as session, errors.status("measuring"):
             try:
                 built = build_report(session, smallwins.catalogue, as_of=moment, launch_window_days=launch_window)

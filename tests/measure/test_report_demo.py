@@ -98,3 +98,12 @@ def test_html_report_shows_its_charts_in_chromium(demo_report: tuple[str, str, P
         page.locator("#experiment").screenshot(path=str(ARTIFACTS / "report-lift.png"))
         browser.close()
     assert (ARTIFACTS / "report.png").stat().st_size > 50_000
+
+
+def test_a_time_with_an_offset_is_measured_and_shown_as_that_instant_in_utc(
+    demo_report: tuple[str, str, Path],
+) -> None:
+    _, _, html = demo_report
+    folder = html.parent.parent
+    shown = run("report", "--db", f"sqlite:///{folder / 'demo.db'}", "--as-of", "2026-09-20T00:00:00+12:00", cwd=folder)
+    assert "as of 2026-09-19 12:00 UTC" in shown, shown[:300]

@@ -21,7 +21,7 @@ from smallwins.core.contract import MemberSnapshot
 
 WIDGET_SCHEMA = "smallwins.widget/1"
 LEADERBOARD_SCHEMA = "smallwins.leaderboard/1"
-ALL_TIME = "all-time"
+ALL_TIME = leaderboards.ALL_TIME
 
 
 class NotFound(LookupError):
