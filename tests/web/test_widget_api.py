@@ -132,6 +132,8 @@ def test_private_members_are_hidden_from_boards_and_public_cards(served: Served)
         own = http.get(f"/api/members/{shy}/widget.json", params={"m": served.token(shy)})
         page = http.get("/leaderboards/weekly")
         missing = http.get("/api/leaderboards/yearly")
+        past = http.get("/api/leaderboards/weekly", params={"period": "2026-W09"})
+        malformed = http.get("/api/leaderboards/weekly", params={"period": "lastweek"})
         nobody = http.get("/api/members/999999/widget.json")
     ids = {row["member_id"] for row in board["rows"]}
     assert loud in ids and shy not in ids
@@ -140,6 +142,8 @@ def test_private_members_are_hidden_from_boards_and_public_cards(served: Served)
     assert own.status_code == 200 and own.json()["member"]["rank"] is None
     assert page.status_code == 200 and "Rae" in page.text and "Quinn" not in page.text
     assert missing.status_code == 404 and "weekly" in missing.json()["error"]
+    assert past.status_code == 200 and past.json()["period"] == "2026-W09"
+    assert malformed.status_code == 400 and "'lastweek' is not a period of 'weekly'" in malformed.json()["error"]
     assert nobody.status_code == 404
 
 

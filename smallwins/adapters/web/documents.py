@@ -28,6 +28,10 @@ class NotFound(LookupError):
     """What was asked for does not exist (or is not shown to this caller)."""
 
 
+class BadPeriod(ValueError):
+    """A period that is not one of the board's (a 400: the request is malformed, not missing)."""
+
+
 def _streak(snapshot: MemberSnapshot) -> dict[str, Any] | None:
     """The member's most alive streak: current run, longest, periods left to keep it."""
     streaks = [item for item in snapshot.progress if "longest" in item["detail"]]
@@ -116,6 +120,8 @@ def widget_document(
 def leaderboard_document(app: App, session: Session, board: str, *, period: str | None, limit: int) -> dict[str, Any]:
     """One board's standings: public members only (private and staff members are left out)."""
     if board == ALL_TIME:
+        if period is not None:
+            raise BadPeriod("the all-time board has no periods")
         rows = leaderboards.all_time(session, limit=limit)
         name, key = "All time", None
     else:
@@ -123,6 +129,8 @@ def leaderboard_document(app: App, session: Session, board: str, *, period: str 
         if spec is None:
             known = ", ".join([ALL_TIME, *sorted(app.catalogue.leaderboards)])
             raise NotFound(f"no leaderboard '{board}'; known: {known}")
+        if period is not None and not leaderboards.is_period_of(spec, period):
+            raise BadPeriod(f"'{period}' is not a period of '{board}': {leaderboards.PERIOD_EXAMPLES[spec.period]}")
         from zoneinfo import ZoneInfo
 
         zone = ZoneInfo(app.config.core.default_timezone)

@@ -86,6 +86,8 @@ def present_routes(web: Web) -> list[Route]:
             document = await web.db(load)
         except documents.NotFound as exc:
             return error(404, str(exc))
+        except documents.BadPeriod as exc:
+            return error(400, str(exc))
         return cached_json(request, document, private=False)
 
     async def leaderboard_html(request: Request) -> Response:
