@@ -90,15 +90,16 @@ def track_flush(session: Session, _context: Any) -> None:
     moves: list[tuple[int | None, int | None]] = []
     for member in session.new:
         if isinstance(member, Member):
-            moves.append((None, _counted_now(member)))
+            now = _counted_now(member)
+            moves.append((None, now))
             if member in credited:
-                credited[member] = _counted_now(member)
+                credited[member] = now
     for member in session.dirty:
         if isinstance(member, Member):
-            before = credited[member] if member in credited else _counted_before(member)
-            moves.append((before, _counted_now(member)))
+            now = _counted_now(member)
+            moves.append((credited[member] if member in credited else _counted_before(member), now))
             if member in credited:
-                credited[member] = _counted_now(member)
+                credited[member] = now
     for member in session.deleted:
         if isinstance(member, Member):
             moves.append((credited.pop(member) if member in credited else _counted_now(member), None))
