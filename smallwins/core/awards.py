@@ -9,10 +9,11 @@ it), and a moderator's grant holds against a recomputation (it is never revoked 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, event, insert, select
+from sqlalchemy import Table, bindparam, delete, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from smallwins.core import vouchers
@@ -68,8 +69,10 @@ def write_pending(session: Session) -> None:
     """Insert the transaction's audit entries and outbox items, each with one multi-row INSERT.
 
     Listens on every session: whatever session recorded them writes them when it commits (a
-    rolled-back transaction drops them with everything else).
+    rolled-back transaction drops them with everything else). Award rows changed in the
+    transaction are written first (:func:`sync`).
     """
+    sync(session)
     for key, write in ((AUDIT_ROWS, _AUDIT_INSERT), (OUTBOX_ROWS, _OUTBOX_INSERT)):
         rows = session.info.pop(key, None)
         if rows:
@@ -134,38 +137,85 @@ def record(
     enqueue(session, member_id=member.id, kind=kind, at=at, payload={"achievement_id": achievement.id, **payload})
 
 
-#: ``session.info`` key of the award rows read or created in this transaction.
+#: ``session.info`` key of the award rows read or made in this transaction:
+#: ``(member id, achievement id) -> HeldAward`` (``None``: the member holds none).
 AWARDS = "smallwins.awards"
+#: ``session.info`` key of the ``(member id, achievement id)`` rows to delete at the next sync.
+DELETED = "smallwins.awards_deleted"
 #: Members per award lookup when preloading.
 PRELOAD_CHUNK = 5_000
 
 
-def find_award(session: Session, member_id: int, achievement_id: str) -> Award | None:
-    """The member's award row for an achievement, read once per transaction.
+@dataclass(slots=True, eq=False)
+class HeldAward:
+    """A member's award row as a transaction works on it: a plain object, not an ORM row.
+
+    The ingest reads, makes and changes thousands of awards a batch; ORM rows cost an instrumented
+    object each and a unit-of-work flush. These are written by :func:`sync` (at commit, and before
+    any code reads the ``awards`` table or changes it through the ORM) with one statement per kind
+    of change. ``stored``: the row exists in the table; ``changed``: it differs from the table.
+    """
+
+    member_id: int
+    achievement_id: str
+    tier: str | None
+    status: str
+    origin: str
+    home_member_id: int | None
+    awarded_at: datetime
+    updated_at: datetime
+    stored: bool = False
+    changed: bool = True
+
+    def touch(self, **values: Any) -> None:
+        """Change some columns (written at the next sync)."""
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.changed = True
+
+
+_AWARD_TABLE = cast(Table, Award.__table__)
+_HELD_COLUMNS = ("member_id", "achievement_id", "tier", "status", "origin", "home_member_id", "awarded_at",
+                 "updated_at")
+
+
+def _held(row: Any) -> HeldAward:
+    """A row of ``_HELD_COLUMNS`` read from the table."""
+    held = HeldAward(*row)
+    held.stored, held.changed = True, False
+    return held
+
+
+def find_award(session: Session, member_id: int, achievement_id: str) -> HeldAward | None:
+    """The member's award for an achievement, read once per transaction.
 
     Ingest runs without autoflush, so an award made earlier in the same batch is only in
     memory: this cache is what lets a later event of the batch upgrade or revoke it.
     """
-    cache: dict[tuple[int, str], Award | None] = session.info.setdefault(AWARDS, {})
+    cache: dict[tuple[int, str], HeldAward | None] = session.info.setdefault(AWARDS, {})
     key = (member_id, achievement_id)
     if key not in cache:
-        cache[key] = session.scalar(
-            select(Award).where(Award.member_id == member_id, Award.achievement_id == achievement_id)
-        )
+        row = session.execute(
+            select(*(_AWARD_TABLE.c[name] for name in _HELD_COLUMNS)).where(
+                _AWARD_TABLE.c.member_id == member_id, _AWARD_TABLE.c.achievement_id == achievement_id
+            )
+        ).first()
+        cache[key] = None if row is None else _held(row)
     return cache[key]
 
 
 def preload_awards(session: Session, member_ids: Iterable[int], achievement_ids: Iterable[str]) -> None:
     """Read the award rows of many members at once into :func:`find_award`'s cache (one query
     per chunk instead of one per member and achievement); what is cached already stays."""
-    cache: dict[tuple[int, str], Award | None] = session.info.setdefault(AWARDS, {})
+    cache: dict[tuple[int, str], HeldAward | None] = session.info.setdefault(AWARDS, {})
     achievement_ids = list(achievement_ids)
     wanted = sorted({m for m in member_ids if any((m, a) not in cache for a in achievement_ids)})
-    found: dict[tuple[int, str], Award] = {}
+    found: dict[tuple[int, str], HeldAward] = {}
+    columns = [_AWARD_TABLE.c[name] for name in _HELD_COLUMNS]
     for start in range(0, len(wanted), PRELOAD_CHUNK):
         chunk = wanted[start : start + PRELOAD_CHUNK]
-        for award in session.scalars(select(Award).where(one_of(session, Award.member_id, chunk))):
-            found[(award.member_id, award.achievement_id)] = award
+        for row in session.execute(select(*columns).where(one_of(session, _AWARD_TABLE.c.member_id, chunk))):
+            found[(row[0], row[1])] = _held(row)
     for member_id in wanted:
         for achievement_id in achievement_ids:
             key = (member_id, achievement_id)
@@ -174,8 +224,50 @@ def preload_awards(session: Session, member_ids: Iterable[int], achievement_ids:
 
 
 def forget_awards(session: Session) -> None:
-    """Drop the award cache; needed when award rows move between members (merge)."""
+    """Write what changed (:func:`sync`), then drop the award cache: needed when award rows move
+    between members (merge, unlink) through SQL or the ORM."""
+    sync(session)
     session.info.pop(AWARDS, None)
+
+
+def sync(session: Session) -> None:
+    """Write the transaction's award changes: deletions, then changed rows, then new rows.
+
+    Run at commit and before anything reads the ``awards`` table in SQL or loads its rows through
+    the ORM (a recompute, a merge, an unlink, points rebuilt from awards). Deleting first lets a
+    rule revoke an award and award it again within one batch.
+    """
+    deleted: list[tuple[int, str]] = session.info.pop(DELETED, [])
+    if deleted:
+        session.connection().execute(_DELETE_AWARD, [{"m": m, "a": a} for m, a in deleted])
+    cache: dict[tuple[int, str], HeldAward | None] = session.info.get(AWARDS, {})
+    changed = [held for held in cache.values() if held is not None and held.changed]
+    if not changed:
+        return
+    updates = [held for held in changed if held.stored]
+    if updates:
+        session.connection().execute(
+            _UPDATE_AWARD,
+            [{"m": h.member_id, "a": h.achievement_id, "tier": h.tier, "status": h.status, "origin": h.origin,
+              "awarded_at": h.awarded_at, "updated_at": h.updated_at} for h in updates],
+        )
+    _INSERT_AWARD.execute(
+        session, [{name: getattr(held, name) for name in _HELD_COLUMNS} for held in changed if not held.stored]
+    )
+    for held in changed:
+        held.stored, held.changed = True, False
+
+
+_INSERT_AWARD = DriverWrite(_AWARD_TABLE, _HELD_COLUMNS, lambda _dialect: insert(_AWARD_TABLE).inline())
+_UPDATE_AWARD = (
+    update(_AWARD_TABLE)
+    .where(_AWARD_TABLE.c.member_id == bindparam("m"), _AWARD_TABLE.c.achievement_id == bindparam("a"))
+    .values(tier=bindparam("tier"), status=bindparam("status"), origin=bindparam("origin"),
+            awarded_at=bindparam("awarded_at"), updated_at=bindparam("updated_at"))
+)
+_DELETE_AWARD = delete(_AWARD_TABLE).where(
+    _AWARD_TABLE.c.member_id == bindparam("m"), _AWARD_TABLE.c.achievement_id == bindparam("a")
+)
 
 
 def award(
@@ -208,9 +300,9 @@ def award(
             return False
         if origin == RULE and existing.origin == MANUAL:
             return False
-        existing.status, existing.origin, existing.awarded_at, existing.tier = "active", origin, earned_at, tier
+        existing.touch(status="active", origin=origin, awarded_at=earned_at, tier=tier, updated_at=at)
     else:
-        row = Award(
+        session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = HeldAward(
             member_id=member.id,
             achievement_id=achievement.id,
             tier=tier,
@@ -220,8 +312,6 @@ def award(
             awarded_at=earned_at,
             updated_at=at,
         )
-        session.add(row)
-        session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = row
     payload: dict[str, Any] = {"name": achievement.name, "tier": tier}
     if achievement.role:
         payload["role"] = achievement.role
@@ -268,7 +358,8 @@ def change_tier(
     existing = find_award(session, member.id, achievement.id)
     if existing is None or existing.status != "active" or existing.tier == tier:
         return False
-    previous, existing.tier, existing.updated_at = existing.tier, tier, at
+    previous = existing.tier
+    existing.touch(tier=tier, updated_at=at)
     record(
         session,
         member,
@@ -294,7 +385,7 @@ def revoke(
     reason: str,
     at: datetime,
     event_keys: Sequence[str] = (),
-) -> Award | None:
+) -> HeldAward | None:
     """Revoke an active award; ``None`` if there is none (or a rule tries to undo a grant).
 
     A moderator's revocation stays on record as a revoked award (a rule never re-awards it); a
@@ -305,12 +396,12 @@ def revoke(
         return None
     if origin == RULE and existing.origin == MANUAL:
         return None
-    existing.status, existing.origin, existing.updated_at = "revoked", origin, at
+    existing.touch(status="revoked", origin=origin, updated_at=at)
     if origin == RULE:
         # A rule that stops being met (a retraction, a late event) leaves no "revoked" badge
         # behind: the member's card reads as if it had never been earned. The audit keeps it.
-        session.delete(existing)
-        session.flush()  # before a re-award in the same batch inserts the row again
+        if existing.stored:
+            session.info.setdefault(DELETED, []).append((member.id, achievement.id))
         session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = None
     record(
         session,

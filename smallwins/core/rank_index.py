@@ -23,9 +23,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, event, func, inspect, select, update
+from sqlalchemy import Table, bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import NO_VALUE, set_committed_value
+from sqlalchemy.orm.attributes import NO_VALUE, instance_state, set_committed_value
 
 from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import Member, PointsCount, dialect_insert
@@ -53,7 +53,7 @@ def _counted_before(member: Member) -> int | None:
     """The member's counted total as of the last flush, from the values the ORM kept when
     attributes changed (``committed_state``: read directly, it costs a fraction of
     ``load_history`` for the thousands of members a batch changes)."""
-    state = inspect(member)
+    state = instance_state(member)
     current, original = state.dict, state.committed_state
     before = {name: original.get(name, current.get(name)) for name in TRACKED}
     if any(value is NO_VALUE for value in before.values()):  # changed before it was ever loaded

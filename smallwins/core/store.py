@@ -33,6 +33,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    literal_column,
     select,
     tuple_,
 )
@@ -560,9 +561,24 @@ def dialect_insert(dialect: str, model: type[Base]) -> Any:
     raise NotImplementedError(f"unsupported database dialect {dialect}")
 
 
+def _sqlite_json_each(values: list[Any], *paths: str) -> Any:
+    """The rows of one JSON array bound as a single parameter (``json_each``), on SQLite.
+
+    An expanded ``IN`` list is thousands of parameters, compiled into a new statement for every
+    batch; a row-value ``IN`` list of pairs made SQLite probe the index once per pair per row
+    (5,000 pairs over 500,000 events: 130 ms, against 13 ms through ``json_each``).
+    """
+    array = func.json_each(literal(orjson.dumps(values).decode(), Text()))
+    value: Any = literal_column("value")
+    columns = [func.json_extract(value, path) for path in paths] if paths else [value]
+    return select(*columns).select_from(array)
+
+
 def one_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
     """``column IN values``, as ``column = ANY(array)`` on PostgreSQL: one bound array instead of
     thousands of parameters, which a batch's lookups would otherwise send and plan each time."""
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(ColumnElement[bool], column.in_(_sqlite_json_each(list(values))))
     if session.get_bind().dialect.name != "postgresql":
         return cast(ColumnElement[bool], column.in_(values))
     element_type = BigInteger() if isinstance(column.type, (Integer, BigInteger)) else Text()
@@ -575,6 +591,8 @@ def pair_in(session: Session, first: Any, second: Any, pairs: Collection[tuple[s
     On PostgreSQL a row-value IN list of thousands of pairs takes seconds to plan; a semi-join on
     two unnested arrays takes milliseconds.
     """
+    if session.get_bind().dialect.name == "sqlite":
+        return tuple_(first, second).in_(_sqlite_json_each([list(p) for p in pairs], "$[0]", "$[1]"))
     if session.get_bind().dialect.name != "postgresql":
         return tuple_(first, second).in_(list(pairs))
     lefts, rights = [p[0] for p in pairs], [p[1] for p in pairs]

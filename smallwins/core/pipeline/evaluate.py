@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from smallwins.core import awards, rule_states
+from smallwins.core.awards import HeldAward
 from smallwins.core.events import Event
 from smallwins.core.pipeline.base import EngineCore
 from smallwins.core.pipeline.outcomes import (
@@ -21,10 +22,7 @@ from smallwins.core.pipeline.outcomes import (
 from smallwins.core.replay import Position
 from smallwins.core.rule_states import SavedState
 from smallwins.core.rules import Achievement, RuleContext
-from smallwins.core.store import (
-    Award,
-    Member,
-)
+from smallwins.core.store import Member
 
 
 class Evaluation(EngineCore):
@@ -50,17 +48,22 @@ class Evaluation(EngineCore):
         achievements = [a for a in achievements if a.accepts(event)]
         if not achievements:
             return []
-        stale = session.info.setdefault(STALE, {}).setdefault(member.id, set())
+        # Hot: once per event. Positions are compared as plain tuples, and only a member that
+        # has stale states gets an entry in the batch's stale marks (settle walks them all).
+        stale = session.info.get(STALE, {}).get(member.id, ())
         saved = self._rule_states(session, member.id, [a.id for a in achievements])
+        here = (position.time, position.token)
         earned = []
         for achievement in achievements:
-            row = saved.get(achievement.id)
             if achievement.id in stale:
                 continue
-            seen = Position(row.seen_time, row.seen_key or "") if row and row.seen_time is not None else None
-            if seen is not None and (seen > position or (may_be_seen and seen == position)):
-                self._mark_stale(session, member.id, [achievement], cause=event.key)
-                continue
+            row = saved.get(achievement.id)
+            if row is not None and row.seen_time is not None:
+                seen = (row.seen_time, row.seen_key or "")
+                if seen > here or (may_be_seen and seen == here):
+                    self._mark_stale(session, member.id, [achievement], cause=event.key)
+                    stale = session.info[STALE][member.id]
+                    continue
             state = row.state if row is not None else achievement.rule.initial_state(achievement.params)
             new_state = achievement.rule.apply(achievement.params, state, event, ctx)
             if new_state is None:  # by the rule contract, changes nothing in any order: no write
@@ -68,7 +71,7 @@ class Evaluation(EngineCore):
             if row is None:
                 row = saved[achievement.id] = rule_states.put(session, SavedState(member.id, achievement.id, state))
             row.dirty = True
-            row.seen_time, row.seen_key = position.time, position.token
+            row.seen_time, row.seen_key = here
             row.state = new_state
             after = achievement.rule.progress(achievement.params, new_state, ctx)
             if after.met and not row.met:
@@ -147,7 +150,8 @@ class Evaluation(EngineCore):
             self._credit(session, member, revoked.awarded_at, -achievement.points)
 
     def _redate(
-        self, session: Session, member: Member, achievement: Achievement, held: Award, when: datetime, *, reason: str
+        self, session: Session, member: Member, achievement: Achievement, held: HeldAward, when: datetime, *,
+        reason: str
     ) -> None:
         """Move an award to the moment it was really earned, and its points to that period."""
         if held.awarded_at == when:
@@ -155,7 +159,7 @@ class Evaluation(EngineCore):
         previous = held.awarded_at
         self._credit(session, member, previous, -achievement.points)
         self._credit(session, member, when, achievement.points)
-        held.awarded_at = when
+        held.touch(awarded_at=when, updated_at=self.clock())
         awards.record(
             session,
             member,

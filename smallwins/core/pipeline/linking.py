@@ -55,6 +55,7 @@ class Linking(Settlement):
         if survivor.id == loser.id:
             return survivor.id
         now = self.clock()
+        awards.sync(session)  # the batch's award changes, before award rows move in SQL
         self._merge_awards(session, survivor.id, loser.id)
         awards.forget_awards(session)
         identity.move_member_data(session, from_id=loser.id, to_id=survivor.id)
@@ -81,8 +82,12 @@ class Linking(Settlement):
     def _merge_awards(session: Session, survivor_id: int, loser_id: int) -> None:
         """One award per achievement for the survivor: the earliest active one wins; a moderator's
         'no' holds. Awards only the merged member held move to the survivor."""
-        mine = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == survivor_id))}
-        for theirs in list(session.scalars(select(Award).where(Award.member_id == loser_id))):
+        fresh = {"populate_existing": True}  # the rows as synced, not as an earlier load of them saw them
+        mine = {
+            a.achievement_id: a
+            for a in session.scalars(select(Award).where(Award.member_id == survivor_id), execution_options=fresh)
+        }
+        for theirs in list(session.scalars(select(Award).where(Award.member_id == loser_id), execution_options=fresh)):
             kept = mine.get(theirs.achievement_id)
             if kept is None:
                 theirs.member_id = survivor_id
@@ -104,7 +109,9 @@ class Linking(Settlement):
             if found is None:
                 raise IdentityError(f"no member has the identity {ref}")
             original = identity.lock_member(session, found.member_id)
-            detached = identity.detach_identity(session, found)
+            awards.sync(session)
+            detached = identity.detach_identity(session, found)  # award rows may move back, in SQL
+            awards.forget_awards(session)
             identity.forget_resolved(session)
             now = self.clock()
             for member_id in (original.id, detached.id):

@@ -44,7 +44,15 @@ class Recomputation(Evaluation):
             achievement = self.catalogue.achievements[achievement_id]
             tier = achievement.rule.progress(achievement.params, result.states[achievement_id], ctx).tier
             earned[achievement_id] = (met_at, tier)
-        held = {a.achievement_id: a for a in session.scalars(select(Award).where(Award.member_id == member.id))}
+        awards.sync(session)  # the awards this transaction made or changed, before reading the table
+        held = {
+            row.achievement_id: row
+            for row in session.execute(
+                select(Award.achievement_id, Award.status, Award.origin, Award.tier, Award.awarded_at).where(
+                    Award.member_id == member.id
+                )
+            )
+        }
         plan = MemberPlan(
             member_id=member.id, display_name=member.display_name, states=result.states, earned=earned, seen=result.seen
         )
@@ -117,7 +125,8 @@ class Recomputation(Evaluation):
         if rebuild_points:
             self._rebuild_points(session, member)
         awards.enqueue(session, member_id=member.id, kind="member.updated", at=self.clock(), payload={"reason": reason})
-        session.flush()  # later queries of the batch (a replay, a revocation) see these awards
+        session.flush()
+        awards.sync(session)  # later queries of the batch (a replay, a revocation) see these awards
 
     def _rebuild_points(self, session: Session, member: Member) -> None:
         """All-time and per-period points from the stored events and the active awards."""
@@ -125,7 +134,8 @@ class Recomputation(Evaluation):
 
     def rebuild_points_of(self, session: Session, members: list[Member]) -> None:
         """:meth:`_rebuild_points` for several members, in three statements (a backfill batch)."""
-        session.flush()  # the awards just made are pending (ingest runs without autoflush)
+        session.flush()
+        awards.sync(session)  # the awards just made are pending (ingest runs without autoflush)
         by_id = {member.id: member for member in members}
         leaderboards.forget_members(session, list(by_id))
         for member in members:

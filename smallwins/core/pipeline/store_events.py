@@ -8,14 +8,17 @@ from __future__ import annotations
 import functools
 from typing import Any, cast
 
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.events import Event
 from smallwins.core.pipeline.resolve import Resolution
 from smallwins.core.store import (
     StoredEvent,
     dialect_insert,
     json_text,
+    pair_in,
 )
 
 #: Events per multi-row INSERT (12 bound values each: under SQLite's limit of 32,766).
@@ -36,6 +39,12 @@ def _store_statement(dialect: str) -> Any:
         .returning(table.c.source, table.c.event_id)
     )
 
+#: SQLite: the new rows, handed to the driver's executemany (a conflict is still ignored).
+_SQLITE_INSERT = DriverWrite(
+    cast(Table, StoredEvent.__table__),
+    COPY_COLUMNS,
+    lambda dialect: dialect_insert(dialect, StoredEvent).on_conflict_do_nothing(index_elements=["source", "event_id"]),
+)
 
 
 class Storage(Resolution):
@@ -65,12 +74,34 @@ class Storage(Resolution):
         values = list(rows.values())
         if self.store.dialect == "postgresql" and len(values) >= COPY_FROM:
             return _copy_then_insert(session, values)
+        if self.store.dialect == "sqlite":
+            return _insert_new_sqlite(session, rows)
         statement = _store_statement(self.store.dialect)
         stored: set[str] = set()
         for start in range(0, len(values), STORE_CHUNK):
             chunk = values[start : start + STORE_CHUNK]
             stored.update(f"{source}:{event_id}" for source, event_id in session.execute(statement, chunk))
         return stored
+
+
+def _insert_new_sqlite(session: Session, rows: dict[str, dict[str, Any]]) -> set[str]:
+    """SQLite: ask which keys are stored already (one query), then insert the others with the
+    driver's executemany, in the given order.
+
+    The write transaction began IMMEDIATE, so no other writer can store a key in between: what
+    was not there is what this batch stores. A RETURNING multi-row INSERT bound twelve values per
+    event through SQLAlchemy's type processors, the costliest statement of a batch.
+    """
+    table = StoredEvent.__table__
+    stored_already: set[str] = set()
+    pairs = [(row["source"], row["event_id"]) for row in rows.values()]
+    for start in range(0, len(pairs), STORE_CHUNK):
+        named = pair_in(session, table.c.source, table.c.event_id, pairs[start : start + STORE_CHUNK])
+        stored_already.update(f"{source}:{event_id}" for source, event_id in
+                              session.execute(select(table.c.source, table.c.event_id).where(named)))
+    fresh = {key: row for key, row in rows.items() if key not in stored_already}
+    _SQLITE_INSERT.execute(session, list(fresh.values()))
+    return set(fresh)
 
 
 def _copy_then_insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
