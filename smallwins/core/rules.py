@@ -69,6 +69,11 @@ class RuleType(Protocol):
     concern the author of the event named in their ``data.target`` (approvals, reactions)
     rather than the member who acted. The engine routes those, also when they arrive before
     the contribution they name.
+
+    A rule may also set ``final_once_met = True``: once ``progress`` says met, no later event
+    unmeets it or changes its tier (a count, the longest streak). The engine then skips
+    ``progress`` after applying an event to a state already met (it runs once per event and
+    achievement otherwise). Without it, the engine asks every time.
     """
 
     @property

@@ -46,6 +46,7 @@ def _posted_at(entry: Mapping[str, Any]) -> float:
 
 
 class ApprovedCountRule(ScopedRule):
+    final_once_met = True  # the count only grows, and there are no tiers
     name = "approved_count"
     params_model = ApprovedParams
 

@@ -24,6 +24,7 @@ class CountParams(EventScope):
 
 class CountRule(ScopedRule):
     """Counts matching events; met at ``threshold``."""
+    final_once_met = True  # the count only grows, and there are no tiers
 
     name = "count"
     params_model = CountParams

@@ -19,6 +19,7 @@ class PlatformsParams(EventScope):
 
 
 class PlatformsRule(ScopedRule):
+    final_once_met = True  # a channel once used stays used
     name = "platforms"
     params_model = PlatformsParams
 

@@ -70,6 +70,7 @@ def summarize(intervals: list[list[int]], params: StreakParams, today: int | Non
 
 
 class StreakRule(ScopedRule):
+    final_once_met = True  # the longest streak never shrinks
     name = "streak"
     params_model = StreakParams
 

@@ -73,6 +73,8 @@ class Evaluation(EngineCore):
             row.dirty = True
             row.seen_time, row.seen_key = here
             row.state = new_state
+            if row.met and getattr(achievement.rule, "final_once_met", False):
+                continue  # nothing this event can change in standing
             after = achievement.rule.progress(achievement.params, new_state, ctx)
             if after.met and not row.met:
                 row.met = True
