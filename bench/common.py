@@ -32,10 +32,19 @@ def backends(choice: str) -> list[str]:
 
 
 def reset_postgres(url: str) -> None:
-    """Drop and recreate the public schema of the benchmark database."""
+    """Drop and recreate the public schema of the benchmark database, creating the database first
+    when the server does not have it yet (a fresh machine has only its default databases)."""
     from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
 
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    target = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database})
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    server.dispose()
+    engine = create_engine(target)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()

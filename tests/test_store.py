@@ -110,7 +110,7 @@ def test_driver_writes_store_what_sqlalchemy_would(store: Store) -> None:
     table = AuditEntry.__table__
     assert isinstance(table, Table)
     columns = ["at", "action", "member_id", "achievement_id", "actor", "reason", "event_keys", "details"]
-    driver = DriverWrite(table, columns, lambda _dialect: insert(table).inline())
+    driver = DriverWrite(table, columns)
     moment = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
     row = {"action": "award", "member_id": 1, "achievement_id": "a", "actor": "t", "reason": "r",
            "event_keys": ["discord:1"], "details": {"n": 1, "nested": {"k": [1, 2]}}}
@@ -125,6 +125,48 @@ def test_driver_writes_store_what_sqlalchemy_would(store: Store) -> None:
         assert entries[1].details == row["details"] and entries[1].event_keys == ["discord:1"]
         same_moment = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.at == moment))
         assert same_moment == 2, "the driver's timestamp equals SQLAlchemy's in SQL comparisons too"
+
+
+def test_a_large_bulk_write_keeps_its_order_and_values(store: Store) -> None:
+    """A set large enough for PostgreSQL's COPY path lands in the order given (ids follow it),
+    with JSON, timestamps and NULLs intact; an upsert through it adds up on conflict."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import Table
+
+    from smallwins.core.bulk import COPY_FROM, DriverWrite
+    from smallwins.core.store import PointsCount
+
+    table = AuditEntry.__table__
+    assert isinstance(table, Table)
+    columns = ["at", "action", "member_id", "achievement_id", "actor", "reason", "event_keys", "details"]
+    start = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
+    rows = [
+        {"at": start - timedelta(seconds=n), "action": "award", "member_id": n,
+         "achievement_id": None if n % 2 else "a", "actor": "t", "reason": f"row {n}",
+         "event_keys": [f"discord:{n}"], "details": {"n": n, "text": "tab\there"}}
+        for n in range(COPY_FROM * 3)
+    ]
+    counts = DriverWrite(
+        PointsCount.__table__,  # type: ignore[arg-type]
+        ("points", "members"),
+        lambda insert: insert.on_conflict_do_update(
+            index_elements=["points"], set_={"members": PointsCount.members + insert.excluded.members}
+        ),
+    )
+    moves = [{"points": n, "members": n} for n in range(1, COPY_FROM * 2)]
+    with store.writes.begin() as session:
+        DriverWrite(table, columns).execute(session, rows)
+        counts.execute(session, moves)
+        counts.execute(session, moves)  # the same transaction again: the temporary table was emptied
+    with store.sessions() as session:
+        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        assert [e.reason for e in entries] == [row["reason"] for row in rows]
+        assert [e.at for e in entries] == [row["at"] for row in rows]
+        assert entries[3].achievement_id is None and entries[4].achievement_id == "a"
+        assert entries[7].details == {"n": 7, "text": "tab\there"} and entries[7].event_keys == ["discord:7"]
+        totals = dict(session.execute(select(PointsCount.points, PointsCount.members)).all())
+        assert totals == {n: 2 * n for n in range(1, COPY_FROM * 2)}
 
 
 def test_timestamps_are_utc_whatever_shape_the_stored_text_has(store: Store) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, event, insert, select, update
+from sqlalchemy import Table, bindparam, delete, event, select, update
 from sqlalchemy.orm import Session
 
 from smallwins.core import vouchers
@@ -82,8 +82,7 @@ def write_pending(session: Session) -> None:
 
 def _plain_insert(table: Table) -> DriverWrite:
     """An INSERT of the columns recorded below (ids and nothing else from the database)."""
-    columns = [c.name for c in table.columns if not c.primary_key]
-    return DriverWrite(table, columns, lambda _dialect: insert(table).inline())
+    return DriverWrite(table, [c.name for c in table.columns if not c.primary_key])
 
 
 _AUDIT_INSERT = _plain_insert(cast(Table, AuditEntry.__table__))
@@ -258,7 +257,7 @@ def sync(session: Session) -> None:
         held.stored, held.changed = True, False
 
 
-_INSERT_AWARD = DriverWrite(_AWARD_TABLE, _HELD_COLUMNS, lambda _dialect: insert(_AWARD_TABLE).inline())
+_INSERT_AWARD = DriverWrite(_AWARD_TABLE, _HELD_COLUMNS)
 _UPDATE_AWARD = (
     update(_AWARD_TABLE)
     .where(_AWARD_TABLE.c.member_id == bindparam("m"), _AWARD_TABLE.c.achievement_id == bindparam("a"))

@@ -13,15 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Table
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Table, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from smallwins.core.store import UtcDateTime, json_text, sqlite_timestamp
+from smallwins.core.store import UtcDateTime, dialect_insert, json_text, sqlite_timestamp
 
 Converter = Callable[[Any], Any]
+#: On PostgreSQL, sets of at least this many rows go through COPY (fewer: one executemany).
+COPY_FROM = 50
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -36,21 +39,33 @@ def _converter(column_type: Any, dialect: str) -> Converter | None:
     return None
 
 
+def plain(insert: Any) -> Any:
+    """No ON CONFLICT clause: a plain INSERT."""
+    return insert
+
+
 @dataclass
 class DriverWrite:
-    """A write statement over ``columns`` of ``table``, run by the driver for many rows at once.
+    """An INSERT over ``columns`` of ``table``, run by the driver for many rows at once.
 
-    ``build(dialect_name)`` returns the SQLAlchemy statement (an INSERT, or an upsert).
+    ``conflict`` adds what to do on a conflict to the dialect's INSERT construct (it is given
+    the construct, so that ``excluded`` can be named); :func:`plain` adds nothing. On SQLite the
+    rows go to the driver's executemany. On PostgreSQL a large set is COPYed into a temporary
+    table and inserted from there in one statement, in the order given: an executemany there
+    runs the statement once per row on the server, which made the commit of a 10,000-event batch
+    slower than the rest of it (rule states alone: 2.1 of 18 s per 50,000 events).
     """
 
     table: Table
     columns: Sequence[str]
-    build: Callable[[str], Any]
+    conflict: Callable[[Any], Any] = plain
     _compiled: dict[str, tuple[str, list[str], list[Converter | None]]] = field(default_factory=dict)
+    _copied: str | None = None
 
     def _for(self, dialect: Dialect) -> tuple[str, list[str], list[Converter | None]]:
         if dialect.name not in self._compiled:
-            compiled = self.build(dialect.name).compile(dialect=dialect, column_keys=list(self.columns))
+            statement = self.conflict(dialect_insert(dialect.name, self.table).inline())
+            compiled = statement.compile(dialect=dialect, column_keys=list(self.columns))
             order = list(compiled.positiontup) if compiled.positional else list(self.columns)
             converters = [_converter(self.table.c[name].type, dialect.name) for name in order]
             self._compiled[dialect.name] = (compiled.string, order, converters)
@@ -60,17 +75,54 @@ class DriverWrite:
         if not rows:
             return
         connection = session.connection()
+        if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+            self._copy_then_insert(session, rows)
+            return
         sql, order, converters = self._for(connection.dialect)
-        # Hot (tens of thousands of rows a batch): pick the columns in C, convert only those that need it.
-        pick = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
-        converting = [(i, convert) for i, convert in enumerate(converters) if convert is not None]
-        values: list[Any] = [pick(row) for row in rows]
-        if converting:
-            for n, picked in enumerate(values):
-                converted = list(picked)
-                for i, convert in converting:
-                    converted[i] = convert(converted[i])
-                values[n] = tuple(converted)
+        values = _converted(rows, order, converters)
         if not connection.dialect.positional:
             values = [dict(zip(order, value, strict=True)) for value in values]
         connection.exec_driver_sql(sql, values)
+
+    def _copy_then_insert(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: COPY into ``<table>_incoming`` (emptied at commit), one INSERT ... SELECT."""
+        incoming = f"{self.table.name}_incoming"
+        names = ", ".join(self.columns)
+        converters = [_converter(self.table.c[name].type, "postgresql") for name in self.columns]
+        cursor_owner = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
+        with cursor_owner.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS"
+                f" SELECT 0 AS position, {names} FROM {self.table.name} WITH NO DATA"
+            )
+            with cursor.copy(f"COPY {incoming} (position, {names}) FROM STDIN") as copy:
+                for position, value in enumerate(_converted(rows, list(self.columns), converters)):
+                    copy.write_row((position, *value))
+            cursor.execute(self._insert_from(incoming))
+            cursor.execute(f"TRUNCATE {incoming}")
+
+    def _insert_from(self, incoming: str) -> str:
+        if self._copied is None:
+            source = Table(incoming, MetaData(), Column("position", Integer),
+                           *(Column(name, self.table.c[name].type) for name in self.columns))
+            select_rows = select(*(source.c[name] for name in self.columns)).order_by(source.c.position)
+            statement = self.conflict(dialect_insert("postgresql", self.table).from_select(
+                list(self.columns), select_rows, include_defaults=False
+            ))
+            self._copied = str(statement.compile(dialect=postgresql.dialect()))
+        return self._copied
+
+
+def _converted(rows: list[dict[str, Any]], order: list[str], converters: list[Converter | None]) -> list[Any]:
+    """The rows as tuples in ``order``, each value converted where its column needs it (hot: tens
+    of thousands of rows a batch; the columns are picked in C)."""
+    pick = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+    converting = [(i, convert) for i, convert in enumerate(converters) if convert is not None]
+    values: list[Any] = [pick(row) for row in rows]
+    if converting:
+        for n, picked in enumerate(values):
+            converted = list(picked)
+            for i, convert in converting:
+                converted[i] = convert(converted[i])
+            values[n] = tuple(converted)
+    return values

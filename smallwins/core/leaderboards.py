@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from smallwins.core import rank_index
 from smallwins.core.bulk import DriverWrite
 from smallwins.core.rules import LeaderboardSpec
-from smallwins.core.store import Member, PeriodPoints, dialect_insert
+from smallwins.core.store import Member, PeriodPoints
 
 #: ``session.info`` key of the point changes waiting to be written when the transaction commits.
 PENDING = "smallwins.pending_period_points"
@@ -87,8 +87,7 @@ def write_pending(session: Session) -> None:
     _ADD_POINTS.execute(session, rows)
 
 
-def _add_points(dialect: str) -> Any:
-    statement = dialect_insert(dialect, PeriodPoints)
+def _add_points(statement: Any) -> Any:
     return statement.on_conflict_do_update(
         index_elements=["board", "period", "member_id"],
         set_={"points": PeriodPoints.points + statement.excluded.points},

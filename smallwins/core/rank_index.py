@@ -23,12 +23,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, event, func, select, update
+from sqlalchemy import Table, delete, event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import NO_VALUE, instance_state, set_committed_value
 
 from smallwins.core.bulk import DriverWrite
-from smallwins.core.store import Member, PointsCount, dialect_insert
+from smallwins.core.store import Member, PointsCount
 
 TRACKED = ("points", "private", "staff", "merged_into_id")
 #: ``session.info`` key: points total -> members gained (or lost) in this transaction.
@@ -124,8 +124,7 @@ def write_pending(session: Session) -> None:
     credited: dict[Member, int | None] = session.info.pop(CREDITED, {})
     if credited:
         _note(changes, ((counted, _counted_now(member)) for member, counted in credited.items()))
-        rows = sorted(({"member": m.id, "new_points": m.points} for m in credited), key=lambda r: r["member"])
-        session.connection().execute(_SET_POINTS, rows)
+        _set_points(session, sorted((m.id, m.points) for m in credited))
     rows = [{"points": total, "members": n} for total, n in sorted(changes.items()) if n]
     _ADD_MEMBERS.execute(session, rows)
     emptied = [row["points"] for row in rows if row["members"] < 0]
@@ -133,18 +132,31 @@ def write_pending(session: Session) -> None:
         session.execute(delete(PointsCount).where(PointsCount.points.in_(emptied), PointsCount.members <= 0))
 
 
-def _add_members(dialect: str) -> Any:
-    statement = dialect_insert(dialect, PointsCount)
+def _add_members(statement: Any) -> Any:
     return statement.on_conflict_do_update(
         index_elements=["points"], set_={"members": PointsCount.members + statement.excluded.members}
     )
 
 
 _ADD_MEMBERS = DriverWrite(cast(Table, PointsCount.__table__), ("points", "members"), _add_members)
-_MEMBERS = cast(Table, Member.__table__)
-_SET_POINTS = (
-    update(_MEMBERS).where(_MEMBERS.c.id == bindparam("member")).values(points=bindparam("new_points"))
-)
+
+
+def _set_points(session: Session, totals: list[tuple[int, int]]) -> None:
+    """Write ``(member id, points)`` pairs, in the order given, with one statement: the driver's
+    executemany on SQLite; on PostgreSQL one UPDATE joined to two arrays (an executemany there
+    runs once per member on the server)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "UPDATE members SET points = given.points"
+            " FROM unnest(%(ids)s::bigint[], %(points)s::bigint[]) AS given(id, points)"
+            " WHERE members.id = given.id",
+            {"ids": [member for member, _ in totals], "points": [points for _, points in totals]},
+        )
+    else:
+        connection.exec_driver_sql(
+            "UPDATE members SET points = ? WHERE id = ?", [(points, member) for member, points in totals]
+        )
 
 
 def members_above(session: Session, totals: Iterable[int]) -> dict[int, int]:

@@ -19,7 +19,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.bulk import DriverWrite
-from smallwins.core.store import RuleState, dialect_insert, one_of, utcnow
+from smallwins.core.store import RuleState, one_of, utcnow
 
 #: ``session.info`` key: member id -> achievement id -> saved state (``None``: none saved yet).
 CACHE = "smallwins.rule_states"
@@ -139,8 +139,7 @@ def write_pending(session: Session) -> None:
         _UPSERT.execute(session, rows[start : start + WRITE_CHUNK])
 
 
-def _upsert(dialect: str) -> Any:
-    statement = dialect_insert(dialect, RuleState)
+def _upsert(statement: Any) -> Any:
     return statement.on_conflict_do_update(
         index_elements=["member_id", "achievement_id"],
         set_={

@@ -550,7 +550,7 @@ def _insert_ignoring_statement(dialect: str, model: type[Base], conflict_columns
     )
 
 
-def dialect_insert(dialect: str, model: type[Base]) -> Any:
+def dialect_insert(dialect: str, model: type[Base] | Table) -> Any:
     """The dialect's INSERT construct, which knows ON CONFLICT (SQLite and PostgreSQL)."""
     from sqlalchemy.dialects import postgresql, sqlite
 

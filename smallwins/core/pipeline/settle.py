@@ -29,6 +29,7 @@ from smallwins.core.rules import Achievement
 from smallwins.core.store import (
     Member,
     StoredEvent,
+    one_of,
 )
 
 #: Members whose histories are read in one pair of queries when a batch settles.
@@ -185,7 +186,8 @@ class Settlement(Recomputation):
         """
         keys = {e.key for e in batch}
         with self.store.writes.begin() as session, session.no_autoflush:
-            for retraction in session.scalars(select(StoredEvent).where(StoredEvent.retracts.in_(keys))).all():
+            retractions = select(StoredEvent).where(one_of(session, StoredEvent.retracts, keys))
+            for retraction in session.scalars(retractions).all():
                 assert retraction.retracts is not None
                 self._retract(session, event_from_row(retraction), retraction.retracts)
             for key in pending.retracted:
@@ -206,7 +208,7 @@ class Settlement(Recomputation):
                     self._mark_stale(session, contribution.member_id, approvals_of, cause=approval_key)
             arrived: dict[str, set[str]] = {}
             for row in session.scalars(
-                select(StoredEvent).where(StoredEvent.target.in_(set(pending.approvals_seen)))
+                select(StoredEvent).where(one_of(session, StoredEvent.target, set(pending.approvals_seen)))
             ).all():
                 assert row.target is not None
                 arrived.setdefault(row.target, set()).add(row.key)

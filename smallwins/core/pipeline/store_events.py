@@ -43,7 +43,7 @@ def _store_statement(dialect: str) -> Any:
 _SQLITE_INSERT = DriverWrite(
     cast(Table, StoredEvent.__table__),
     COPY_COLUMNS,
-    lambda dialect: dialect_insert(dialect, StoredEvent).on_conflict_do_nothing(index_elements=["source", "event_id"]),
+    lambda insert: insert.on_conflict_do_nothing(index_elements=["source", "event_id"]),
 )
 
 
