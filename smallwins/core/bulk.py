@@ -71,7 +71,8 @@ class DriverWrite:
             self._compiled[dialect.name] = (compiled.string, order, converters)
         return self._compiled[dialect.name]
 
-    def execute(self, session: Session, rows: list[dict[str, Any]]) -> None:
+    def execute(self, session: Session, rows: list[dict[str, Any]] | list[tuple[Any, ...]]) -> None:
+        """Write ``rows``: dicts by column name, or tuples in the order of ``columns``."""
         if not rows:
             return
         connection = session.connection()
@@ -79,12 +80,12 @@ class DriverWrite:
             self._copy_then_insert(session, rows)
             return
         sql, order, converters = self._for(connection.dialect)
-        values = _converted(rows, order, converters)
+        values = _converted(rows, order, converters, self.columns)
         if not connection.dialect.positional:
             values = [dict(zip(order, value, strict=True)) for value in values]
         connection.exec_driver_sql(sql, values)
 
-    def _copy_then_insert(self, session: Session, rows: list[dict[str, Any]]) -> None:
+    def _copy_then_insert(self, session: Session, rows: list[dict[str, Any]] | list[tuple[Any, ...]]) -> None:
         """PostgreSQL: COPY into ``<table>_incoming`` (emptied at commit), one INSERT ... SELECT."""
         incoming = f"{self.table.name}_incoming"
         names = ", ".join(self.columns)
@@ -96,7 +97,7 @@ class DriverWrite:
                 f" SELECT 0 AS position, {names} FROM {self.table.name} WITH NO DATA"
             )
             with cursor.copy(f"COPY {incoming} (position, {names}) FROM STDIN") as copy:
-                for position, value in enumerate(_converted(rows, list(self.columns), converters)):
+                for position, value in enumerate(_converted(rows, list(self.columns), converters, self.columns)):
                     copy.write_row((position, *value))
             cursor.execute(self._insert_from(incoming))
             cursor.execute(f"TRUNCATE {incoming}")
@@ -113,10 +114,16 @@ class DriverWrite:
         return self._copied
 
 
-def _converted(rows: list[dict[str, Any]], order: list[str], converters: list[Converter | None]) -> list[Any]:
+def _converted(
+    rows: list[dict[str, Any]] | list[tuple[Any, ...]],
+    order: list[str],
+    converters: list[Converter | None],
+    columns: Sequence[str],
+) -> list[Any]:
     """The rows as tuples in ``order``, each value converted where its column needs it (hot: tens
-    of thousands of rows a batch; the columns are picked in C)."""
-    pick = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+    of thousands of rows a batch; the columns are picked in C). Tuple rows are in ``columns``' order."""
+    keys: list[Any] = [columns.index(name) for name in order] if isinstance(rows[0], tuple) else list(order)
+    pick = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
     converting = [(i, convert) for i, convert in enumerate(converters) if convert is not None]
     values: list[Any] = [pick(row) for row in rows]
     if converting:

@@ -160,13 +160,13 @@ class Event(BaseModel):
         """The dedup key: the same source and id is the same event (kept: the ingest asks often)."""
         return f"{self.source}:{self.id}"
 
-    @property
+    @functools.cached_property
     def target(self) -> str | None:
         """``source:id`` of the event this one approves or reacts to, if any."""
         target = self.data.get("target")
         return target if isinstance(target, str) else None
 
-    @property
+    @functools.cached_property
     def retracts(self) -> str | None:
         """``source:id`` of the event this one takes back (a deleted message, a removed reaction)."""
         retracts = self.data.get("retracts")

@@ -122,15 +122,7 @@ def write_pending(session: Session) -> None:
     cache: dict[int, dict[str, SavedState | None]] = session.info.pop(CACHE, {})
     now = utcnow()
     rows = [
-        {
-            "member_id": s.member_id,
-            "achievement_id": s.achievement_id,
-            "state": s.state,
-            "met": s.met,
-            "seen_time": s.seen_time,
-            "seen_key": s.seen_key,
-            "updated_at": now,
-        }
+        (s.member_id, s.achievement_id, s.state, s.met, s.seen_time, s.seen_key, now)
         for states in cache.values()
         for s in states.values()
         if s is not None and s.dirty
