@@ -6,10 +6,11 @@ period key begins, and past periods stay queryable as history.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -48,13 +49,24 @@ def is_period_of(board: LeaderboardSpec, period: str) -> bool:
 
 def period_key(board: LeaderboardSpec, moment: datetime, zone: ZoneInfo) -> str | None:
     """The period of ``board`` that ``moment`` falls in, or ``None`` (outside a season)."""
+    return _period_on(board, moment, moment.astimezone(zone).date())
+
+
+def _period_on(board: LeaderboardSpec, moment: datetime, local_day: date) -> str | None:
     if board.period == "season":
         return "season" if board.window and moment in board.window else None
-    local = moment.astimezone(zone)
-    if board.period == "week":
-        year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{local.year}-{local.month:02d}"
+    return _week_of(local_day) if board.period == "week" else _month_of(local_day)
+
+
+@functools.lru_cache(maxsize=4096)
+def _week_of(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _month_of(day: date) -> str:
+    return f"{day.year}-{day.month:02d}"
 
 
 def add_points(
@@ -74,8 +86,9 @@ def add_points(
     if not points:
         return
     pending: dict[tuple[str, str, int], int] = session.info.setdefault(PENDING, {})
+    local_day = moment.astimezone(zone).date()  # once for all boards: this runs per event and award
     for board in boards.values():
-        key = period_key(board, moment, zone)
+        key = _period_on(board, moment, local_day)
         if key is not None:
             pending[(board.id, key, member_id)] = pending.get((board.id, key, member_id), 0) + points
 
