@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import (
     Award,
     Identity,
@@ -21,7 +22,6 @@ from smallwins.core.store import (
     Member,
     StoredEvent,
     Voucher,
-    dialect_insert,
     insert_ignoring_conflict,
     next_ids,
     one_of,
@@ -121,28 +121,36 @@ def create_missing_members(session: Session, accounts: dict[AccountRef, str | No
     member_table = cast(Table, Member.__table__)
     if session.get_bind().dialect.name == "sqlite":  # ids chosen here let the INSERT be one statement
         member_ids = next_ids(session, member_table, len(members))
-        for row, member_id in zip(members, member_ids, strict=True):
-            row["id"] = member_id
-        session.execute(insert(member_table), members)
-    else:
-        member_ids = list(session.scalars(insert(Member).returning(Member.id, sort_by_parameter_order=True), members))
-    table = Identity.__table__
-    statement = (
-        dialect_insert(session.get_bind().dialect.name, table)  # type: ignore[arg-type]
-        .on_conflict_do_nothing(index_elements=["platform", "account"])
-        .returning(table.c.member_id)
-    )
+    else:  # drawn from the sequence first, so the rows can go in by COPY (no RETURNING needed)
+        member_ids = sorted(session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence('members', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(members)},
+        ))
+    for row, member_id in zip(members, member_ids, strict=True):
+        row["id"] = member_id
+    _NEW_MEMBERS.execute(session, members)
     rows = [
         {"platform": ref.platform, "account": ref.account, "member_id": member_id, "home_member_id": member_id,
          "created_at": now}
         for ref, member_id in zip(ordered, member_ids, strict=True)
     ]
-    created = set(session.scalars(statement, rows))
+    _NEW_IDENTITIES.execute(session, rows)
+    # The members are new: an identity that names one is one this INSERT made, not another process.
+    created = set(session.scalars(select(Identity.member_id).where(one_of(session, Identity.member_id, member_ids))))
     lost = [member_id for member_id in member_ids if member_id not in created]
     if lost:  # another process created these accounts between our read and write
-        session.execute(delete(Member).where(Member.id.in_(lost)))
+        session.execute(delete(Member).where(one_of(session, Member.id, lost)))
     return [int(member_id) for member_id in member_ids if member_id in created]
 
+
+_NEW_MEMBERS = DriverWrite(
+    cast(Table, Member.__table__), ("id", "display_name", "points", "private", "staff", "created_at")
+)
+_NEW_IDENTITIES = DriverWrite(
+    cast(Table, Identity.__table__),
+    ("platform", "account", "member_id", "home_member_id", "created_at"),
+    lambda insert: insert.on_conflict_do_nothing(index_elements=["platform", "account"]),
+)
 
 #: Accounts or keys per ``IN (...)`` lookup: well under SQLite's limit of bound parameters.
 LOOKUP_CHUNK = 2000
