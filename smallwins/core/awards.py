@@ -141,6 +141,8 @@ def record(
 AWARDS = "smallwins.awards"
 #: ``session.info`` key of the ``(member id, achievement id)`` rows to delete at the next sync.
 DELETED = "smallwins.awards_deleted"
+#: ``session.info`` key of the award objects made or changed since the last sync.
+CHANGED = "smallwins.awards_changed"
 #: Members per award lookup when preloading.
 PRELOAD_CHUNK = 5_000
 
@@ -164,13 +166,17 @@ class HeldAward:
     awarded_at: datetime
     updated_at: datetime
     stored: bool = False
-    changed: bool = True
+    changed: bool = False
 
-    def touch(self, **values: Any) -> None:
-        """Change some columns (written at the next sync)."""
-        for name, value in values.items():
-            setattr(self, name, value)
-        self.changed = True
+
+def change(session: Session, held: HeldAward, **values: Any) -> None:
+    """Change some columns of an award (or, with none given, note a new one): written at the next
+    :func:`sync`."""
+    for name, value in values.items():
+        setattr(held, name, value)
+    if not held.changed:
+        held.changed = True
+        session.info.setdefault(CHANGED, []).append(held)
 
 
 _AWARD_TABLE = cast(Table, Award.__table__)
@@ -181,7 +187,7 @@ _HELD_COLUMNS = ("member_id", "achievement_id", "tier", "status", "origin", "hom
 def _held(row: Any) -> HeldAward:
     """A row of ``_HELD_COLUMNS`` read from the table."""
     held = HeldAward(*row)
-    held.stored, held.changed = True, False
+    held.stored = True
     return held
 
 
@@ -239,8 +245,12 @@ def sync(session: Session) -> None:
     deleted: list[tuple[int, str]] = session.info.pop(DELETED, [])
     if deleted:
         session.connection().execute(_DELETE_AWARD, [{"m": m, "a": a} for m, a in deleted])
+    noted: list[HeldAward] = session.info.pop(CHANGED, [])
     cache: dict[tuple[int, str], HeldAward | None] = session.info.get(AWARDS, {})
-    changed = [held for held in cache.values() if held is not None and held.changed]
+    # A rule's revocation dropped its award from the cache (and queued the row's deletion).
+    changed = [held for held in noted if cache.get((held.member_id, held.achievement_id)) is held]
+    for held in noted:
+        held.changed = False
     if not changed:
         return
     updates = [held for held in changed if held.stored]
@@ -254,7 +264,7 @@ def sync(session: Session) -> None:
         session, [{name: getattr(held, name) for name in _HELD_COLUMNS} for held in changed if not held.stored]
     )
     for held in changed:
-        held.stored, held.changed = True, False
+        held.stored = True
 
 
 _INSERT_AWARD = DriverWrite(_AWARD_TABLE, _HELD_COLUMNS)
@@ -299,9 +309,9 @@ def award(
             return False
         if origin == RULE and existing.origin == MANUAL:
             return False
-        existing.touch(status="active", origin=origin, awarded_at=earned_at, tier=tier, updated_at=at)
+        change(session, existing, status="active", origin=origin, awarded_at=earned_at, tier=tier, updated_at=at)
     else:
-        session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = HeldAward(
+        made = HeldAward(
             member_id=member.id,
             achievement_id=achievement.id,
             tier=tier,
@@ -311,6 +321,8 @@ def award(
             awarded_at=earned_at,
             updated_at=at,
         )
+        session.info.setdefault(AWARDS, {})[(member.id, achievement.id)] = made
+        change(session, made)
     payload: dict[str, Any] = {"name": achievement.name, "tier": tier}
     if achievement.role:
         payload["role"] = achievement.role
@@ -358,7 +370,7 @@ def change_tier(
     if existing is None or existing.status != "active" or existing.tier == tier:
         return False
     previous = existing.tier
-    existing.touch(tier=tier, updated_at=at)
+    change(session, existing, tier=tier, updated_at=at)
     record(
         session,
         member,
@@ -395,7 +407,7 @@ def revoke(
         return None
     if origin == RULE and existing.origin == MANUAL:
         return None
-    existing.touch(status="revoked", origin=origin, updated_at=at)
+    change(session, existing, status="revoked", origin=origin, updated_at=at)
     if origin == RULE:
         # A rule that stops being met (a retraction, a late event) leaves no "revoked" badge
         # behind: the member's card reads as if it had never been earned. The audit keeps it.

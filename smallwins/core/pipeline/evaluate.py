@@ -161,7 +161,7 @@ class Evaluation(EngineCore):
         previous = held.awarded_at
         self._credit(session, member, previous, -achievement.points)
         self._credit(session, member, when, achievement.points)
-        held.touch(awarded_at=when, updated_at=self.clock())
+        awards.change(session, held, awarded_at=when, updated_at=self.clock())
         awards.record(
             session,
             member,
