@@ -93,8 +93,8 @@ class DriverWrite:
         incoming = f"{self.table.name}_incoming"
         names = ", ".join(self.columns)
         converters = [_converter(self.table.c[name].type, "postgresql") for name in self.columns]
-        cursor_owner = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
-        with cursor_owner.cursor() as cursor:
+        driver_connection = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
+        with driver_connection.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS"
                 f" SELECT 0 AS position, {names} FROM {self.table.name} WITH NO DATA"

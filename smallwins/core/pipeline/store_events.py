@@ -1,6 +1,9 @@
-"""Stage 2, dedup and store: one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per chunk
-(on PostgreSQL a batch is COPYed into a temporary table first and inserted from there); the
-database decides what is new, also across processes.
+"""Stage 2, dedup and store: the database decides what is new, also across processes.
+
+SQLite: one lookup of the batch's keys, then the new rows through the driver's executemany (the
+write transaction holds the database's only write lock). PostgreSQL: the batch is COPYed into a
+temporary table and inserted with one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING
+(small batches: a multi-row INSERT ... RETURNING).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ def _store_statement(dialect: str) -> Any:
         .returning(table.c.source, table.c.event_id)
     )
 
+
 #: SQLite: the new rows, handed to the driver's executemany (a conflict is still ignored).
 _SQLITE_INSERT = DriverWrite(
     cast(Table, StoredEvent.__table__),
@@ -48,11 +52,11 @@ _SQLITE_INSERT = DriverWrite(
 
 
 class Storage(Resolution):
-    """Stage 2, dedup and store: one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING per chunk;"""
+    """Stage 2, dedup and store: the database says which of the batch's events are new."""
 
     def _store_events(self, session: Session, items: list[tuple[Event, int]], retracted_keys: set[str]) -> set[str]:
-        """One multi-row INSERT ... ON CONFLICT DO NOTHING for ``(event, member id)`` pairs, in
-        the order given; the keys stored now (the database decides, so across processes too)."""
+        """Store ``(event, member id)`` pairs, in the order given, unless stored already; the keys
+        stored now (the database decides, so across processes too)."""
         rows: dict[str, dict[str, Any]] = {}
         now = self.clock()  # one arrival time for the batch (and one timestamp to format)
         for event, member_id in items:
