@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 import smallwins.adapters.web.models  # noqa: F401  (a built-in plugin's tables are part of the schema)
 from smallwins.core.engine import Engine
-from smallwins.core.store import AuditEntry, Base, Member, Store, StoredEvent, open_store
+from smallwins.core.store import AuditEntry, Award, Base, Member, Store, StoredEvent, open_store
 
 
 def test_migrations_match_the_models(store: Store) -> None:
@@ -240,3 +240,25 @@ def test_a_large_ingest_leaves_the_planner_statistics_for_the_leaderboard(tmp_pa
         assert "ix_members_leaderboard" in plan() and "TEMP B-TREE" not in plan()
     finally:
         store.close()
+
+
+def test_a_failing_bulk_write_raises_sqlalchemys_error(store: Store) -> None:
+    """A database error in a bulk write is SQLAlchemy's on every path, PostgreSQL's COPY included:
+    the ingest retries a deadlock and falls back to one event at a time on a SQLAlchemyError."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    from smallwins.core import awards
+    from smallwins.core.bulk import COPY_FROM
+
+    moment = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    same_award = {"member_id": 1, "achievement_id": "twice", "tier": None, "status": "active", "origin": "rule",
+                  "home_member_id": 1, "awarded_at": moment, "updated_at": moment}
+    with store.writes.begin() as session:
+        session.add(Member(id=1, display_name="m", points=0))
+    for count in (2, COPY_FROM):
+        with pytest.raises(IntegrityError), store.writes.begin() as session:
+            awards._INSERT_AWARD.execute(session, [same_award] * count)
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Award)) == 0, "nothing of a failed write is kept"

@@ -10,7 +10,8 @@ timestamps as naive-UTC text in SQLAlchemy's storage format (so reads and compar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
@@ -18,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Table, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from smallwins.core.store import UtcDateTime, dialect_insert, json_text, sqlite_timestamp
@@ -40,6 +42,23 @@ def _converter(column_type: Any, dialect: str) -> Converter | None:
     if dialect == "sqlite" and isinstance(column_type, (UtcDateTime, DateTime)):
         return sqlite_timestamp
     return None
+
+
+@contextmanager
+def driver_errors(statement: str) -> Iterator[None]:
+    """Raise what the driver raises during raw work (COPY) as SQLAlchemy would have: the ingest
+    retries a deadlock (an ``OperationalError``) and falls back to one event at a time on any
+    ``SQLAlchemyError``, and a bare psycopg error would skip both."""
+    try:
+        yield
+    except DBAPIError:
+        raise
+    except Exception as exc:
+        import psycopg  # only on the PostgreSQL path
+
+        if not isinstance(exc, psycopg.Error):
+            raise
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def plain(insert: Any) -> Any:
@@ -94,7 +113,7 @@ class DriverWrite:
         names = ", ".join(self.columns)
         converters = [_converter(self.table.c[name].type, "postgresql") for name in self.columns]
         driver_connection = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
-        with driver_connection.cursor() as cursor:
+        with driver_errors(f"COPY {incoming} -> {self.table.name}"), driver_connection.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS"
                 f" SELECT 0 AS position, {names} FROM {self.table.name} WITH NO DATA"

@@ -70,10 +70,12 @@ class RuleType(Protocol):
     rather than the member who acted. The engine routes those, also when they arrive before
     the contribution they name.
 
-    A rule may also set ``final_once_met = True``: once ``progress`` says met, no later event
-    unmeets it or changes its tier (a count, the longest streak). The engine then skips
-    ``progress`` after applying an event to a state already met (it runs once per event and
-    achievement otherwise). Without it, the engine asks every time.
+    A rule may also set ``final_once_met = True``: once ``progress`` says met, applying a later
+    event (in event-time order: an earlier one arriving late is replayed from history instead)
+    never unmeets it or changes its tier, under the same parameters (a count). The engine then
+    skips ``progress`` after applying an event to a state already met (it runs once per event and
+    achievement otherwise); a changed catalogue is re-evaluated by ``smallwins backfill``.
+    Without it, the engine asks every time.
     """
 
     @property

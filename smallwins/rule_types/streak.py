@@ -70,7 +70,7 @@ def summarize(intervals: list[list[int]], params: StreakParams, today: int | Non
 
 
 class StreakRule(ScopedRule):
-    final_once_met = True  # the longest streak never shrinks
+    final_once_met = True  # a period added after the last one never shortens the longest streak
     name = "streak"
     params_model = StreakParams
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from smallwins.core.bulk import DriverWrite
+from smallwins.core.bulk import DriverWrite, driver_errors
 from smallwins.core.events import Event
 from smallwins.core.pipeline.resolve import Resolution
 from smallwins.core.store import (
@@ -117,7 +117,7 @@ def _copy_then_insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """
     columns = ", ".join(COPY_COLUMNS)
     connection = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
-    with connection.cursor() as cursor:
+    with driver_errors("COPY events_incoming -> events"), connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS events_incoming ON COMMIT DELETE ROWS AS"
             f" SELECT 0 AS position, {columns} FROM events WITH NO DATA"
