@@ -45,7 +45,7 @@ def _converter(column_type: Any, dialect: str) -> Converter | None:
 
 
 @contextmanager
-def driver_errors(statement: str) -> Iterator[None]:
+def _driver_errors(statement: str) -> Iterator[None]:
     """Raise what the driver raises during raw work (COPY) as SQLAlchemy would have: the ingest
     retries a deadlock (an ``OperationalError``) and falls back to one event at a time on any
     ``SQLAlchemyError``, and a bare psycopg error would skip both."""
@@ -82,7 +82,7 @@ class DriverWrite:
     columns: Sequence[str]
     conflict: Callable[[Any], Any] = plain
     _compiled: dict[str, tuple[str, list[str], list[Converter | None]]] = field(default_factory=dict)
-    _copied: str | None = None
+    _copied: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def _for(self, dialect: Dialect) -> tuple[str, list[str], list[Converter | None]]:
         if dialect.name not in self._compiled:
@@ -107,13 +107,22 @@ class DriverWrite:
             values = [dict(zip(order, value, strict=True)) for value in values]
         connection.exec_driver_sql(sql, values)
 
-    def _copy_then_insert(self, session: Session, rows: list[dict[str, Any]] | list[tuple[Any, ...]]) -> None:
+    def copy_returning(
+        self, session: Session, rows: list[dict[str, Any]] | list[tuple[Any, ...]], returning: tuple[str, ...]
+    ) -> list[tuple[Any, ...]]:
+        """PostgreSQL, any number of rows: the COPY path, returning ``returning`` of the rows the
+        INSERT wrote (with ``ON CONFLICT DO NOTHING``: which of them were new)."""
+        return self._copy_then_insert(session, rows, returning)
+
+    def _copy_then_insert(
+        self, session: Session, rows: list[dict[str, Any]] | list[tuple[Any, ...]], returning: tuple[str, ...] = ()
+    ) -> list[tuple[Any, ...]]:
         """PostgreSQL: COPY into ``<table>_incoming`` (emptied at commit), one INSERT ... SELECT."""
         incoming = f"{self.table.name}_incoming"
         names = ", ".join(self.columns)
         converters = [_converter(self.table.c[name].type, "postgresql") for name in self.columns]
         driver_connection = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
-        with driver_errors(f"COPY {incoming} -> {self.table.name}"), driver_connection.cursor() as cursor:
+        with _driver_errors(f"COPY {incoming} -> {self.table.name}"), driver_connection.cursor() as cursor:
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS"
                 f" SELECT 0 AS position, {names} FROM {self.table.name} WITH NO DATA"
@@ -121,19 +130,23 @@ class DriverWrite:
             with cursor.copy(f"COPY {incoming} (position, {names}) FROM STDIN") as copy:
                 for position, value in enumerate(_converted(rows, list(self.columns), converters, self.columns)):
                     copy.write_row((position, *value))
-            cursor.execute(self._insert_from(incoming))
+            cursor.execute(self._insert_from(incoming, returning))
+            written = cursor.fetchall() if returning else []
             cursor.execute(f"TRUNCATE {incoming}")
+        return written
 
-    def _insert_from(self, incoming: str) -> str:
-        if self._copied is None:
+    def _insert_from(self, incoming: str, returning: tuple[str, ...]) -> str:
+        if returning not in self._copied:
             source = Table(incoming, MetaData(), Column("position", Integer),
                            *(Column(name, self.table.c[name].type) for name in self.columns))
             select_rows = select(*(source.c[name] for name in self.columns)).order_by(source.c.position)
             statement = self.conflict(dialect_insert("postgresql", self.table).from_select(
                 list(self.columns), select_rows, include_defaults=False
             ))
-            self._copied = str(statement.compile(dialect=postgresql.dialect()))
-        return self._copied
+            if returning:
+                statement = statement.returning(*(self.table.c[name] for name in returning))
+            self._copied[returning] = str(statement.compile(dialect=postgresql.dialect()))
+        return self._copied[returning]
 
 
 def _converted(

@@ -14,13 +14,12 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from smallwins.core.bulk import DriverWrite, driver_errors
+from smallwins.core.bulk import DriverWrite
 from smallwins.core.events import Event
 from smallwins.core.pipeline.resolve import Resolution
 from smallwins.core.store import (
     StoredEvent,
     dialect_insert,
-    json_text,
     pair_in,
 )
 
@@ -43,8 +42,9 @@ def _store_statement(dialect: str) -> Any:
     )
 
 
-#: SQLite: the new rows, handed to the driver's executemany (a conflict is still ignored).
-_SQLITE_INSERT = DriverWrite(
+#: The events table's bulk writer: SQLite's executemany of the new rows, PostgreSQL's COPY path
+#: (a conflict is ignored either way).
+_EVENTS = DriverWrite(
     cast(Table, StoredEvent.__table__),
     COPY_COLUMNS,
     lambda insert: insert.on_conflict_do_nothing(index_elements=["source", "event_id"]),
@@ -77,7 +77,10 @@ class Storage(Resolution):
                 }
         values = list(rows.values())
         if self.store.dialect == "postgresql" and len(values) >= COPY_FROM:
-            return _copy_then_insert(session, values)
+            # COPY streams the batch instead of binding twelve parameters per event (the
+            # multi-row INSERT was the slowest statement of a batch); RETURNING says what was new.
+            written = _EVENTS.copy_returning(session, values, ("source", "event_id"))
+            return {f"{source}:{event_id}" for source, event_id in written}
         if self.store.dialect == "sqlite":
             return _insert_new_sqlite(session, rows)
         statement = _store_statement(self.store.dialect)
@@ -104,33 +107,5 @@ def _insert_new_sqlite(session: Session, rows: dict[str, dict[str, Any]]) -> set
         stored_already.update(f"{source}:{event_id}" for source, event_id in
                               session.execute(select(table.c.source, table.c.event_id).where(named)))
     fresh = {key: row for key, row in rows.items() if key not in stored_already}
-    _SQLITE_INSERT.execute(session, list(fresh.values()))
+    _EVENTS.execute(session, list(fresh.values()))
     return set(fresh)
-
-
-def _copy_then_insert(session: Session, rows: list[dict[str, Any]]) -> set[str]:
-    """PostgreSQL: COPY the rows into a temporary table (emptied at commit), then move them into
-    ``events`` with one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING, in the given order.
-
-    COPY streams the batch instead of binding twelve parameters per event, which made the
-    multi-row INSERT the slowest statement of a batch. Same transaction, same dedup rule.
-    """
-    columns = ", ".join(COPY_COLUMNS)
-    connection = cast(Any, session.connection().connection.driver_connection)  # psycopg's, for COPY
-    with driver_errors("COPY events_incoming -> events"), connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS events_incoming ON COMMIT DELETE ROWS AS"
-            f" SELECT 0 AS position, {columns} FROM events WITH NO DATA"
-        )
-        with cursor.copy(f"COPY events_incoming (position, {columns}) FROM STDIN") as copy:
-            for position, row in enumerate(rows):
-                copy.write_row(
-                    (position, *(json_text(row[c]) if c == "data" else row[c] for c in COPY_COLUMNS))
-                )
-        cursor.execute(
-            f"INSERT INTO events ({columns}) SELECT {columns} FROM events_incoming ORDER BY position"
-            " ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id"
-        )
-        stored = {f"{source}:{event_id}" for source, event_id in cursor.fetchall()}
-        cursor.execute("TRUNCATE events_incoming")
-    return stored
