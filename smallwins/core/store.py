@@ -35,6 +35,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -209,9 +210,9 @@ class StoredEvent(Base):
     proof: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     #: ``source:id`` of the event this one approves or reacts to (``data.target``), if any.
-    target: Mapped[str | None] = mapped_column(String(250), index=True)
+    target: Mapped[str | None] = mapped_column(String(250))
     #: ``source:id`` of the event this one retracts (``data.retracts``: a deletion, a removed reaction).
-    retracts: Mapped[str | None] = mapped_column(String(250), index=True)
+    retracts: Mapped[str | None] = mapped_column(String(250))
     #: Set when a retraction naming this event is stored (before or after this event arrived).
     retracted: Mapped[bool] = mapped_column(Boolean, default=False)
     ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -223,6 +224,12 @@ class StoredEvent(Base):
         # Finding the event a platform object earned (a deleted Discord message) by its URL; a
         # hash index on PostgreSQL, whose btree refuses keys over ~2.7 kB.
         Index("ix_events_proof", "proof", postgresql_using="hash"),
+        # Most events name no target and retract nothing: indexing only those that do spares every
+        # other insert two index entries (lookups are by value, which implies NOT NULL).
+        Index("ix_events_target", "target", sqlite_where=text("target IS NOT NULL"),
+              postgresql_where=text("target IS NOT NULL")),
+        Index("ix_events_retracts", "retracts", sqlite_where=text("retracts IS NOT NULL"),
+              postgresql_where=text("retracts IS NOT NULL")),
     )
 
     @property
