@@ -302,7 +302,7 @@ def register_members(engine: Engine, community: Community) -> dict[AccountRef, i
         AccountRef(p, a): persona.name for persona in community.personas for p, a in persona.accounts.items()
     }
     with engine.store.writes.begin() as session:
-        for member_id in identity.create_missing_members(session, accounts):
+        for member_id in identity.create_missing_members(session, accounts).values():
             awards.enqueue(session, member_id=member_id, kind="member.joined", at=engine.clock(), payload={})
         rows = session.execute(select(Identity.platform, Identity.account, Identity.member_id)).all()
     return {AccountRef(platform, account): int(member_id) for platform, account, member_id in rows}

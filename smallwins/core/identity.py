@@ -7,6 +7,7 @@ one platform and presents it on another; the engine then merges the two members.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -91,26 +92,40 @@ def lock_members(session: Session, member_ids: set[int]) -> None:
             lock_member(session, member_id)  # merged: follow to the survivor
 
 
-def create_missing_members(session: Session, accounts: dict[AccountRef, str | None]) -> list[int]:
-    """Create members for the accounts not seen before (``account -> display name``), unlocked.
+def members_of_accounts(session: Session, refs: Collection[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The member id behind each known ``(platform, account)`` of ``refs``, in one lookup (the
+    pairs are bound as one parameter, see :func:`~smallwins.core.store.pair_in`)."""
+    if not refs:
+        return {}
+    rows = session.execute(
+        select(Identity.platform, Identity.account, Identity.member_id).where(
+            pair_in(session, Identity.platform, Identity.account, refs)
+        )
+    )
+    return {(platform, account): member_id for platform, account, member_id in rows}
 
-    Run in a short transaction of its own before a batch, so that creating identities never
-    waits inside a long batch transaction that holds member locks. A handful of statements
-    whatever the batch size: one lookup, one multi-row INSERT of members, one of identities
-    (ON CONFLICT DO NOTHING: another process may create the same account at the same moment;
-    the members made for accounts it won are deleted again).
+
+def create_missing_members(
+    session: Session,
+    accounts: dict[AccountRef, str | None],
+    *,
+    known: Collection[tuple[str, str]] | None = None,
+) -> dict[AccountRef, int]:
+    """Create members for the accounts not seen before (``account -> display name``), unlocked;
+    the accounts created and their new member ids.
+
+    On PostgreSQL run in a short transaction of its own before a batch, so that creating
+    identities never waits inside a long batch transaction that holds member locks. A handful of
+    statements whatever the batch size: one lookup (none when the caller looked the accounts up
+    already: ``known``), one multi-row INSERT of members, one of identities (ON CONFLICT DO
+    NOTHING: another process may create the same account at the same moment; the members made
+    for accounts it won are deleted again).
     """
-    missing = dict(accounts)
-    refs = [(r.platform, r.account) for r in accounts]
-    for start in range(0, len(refs), LOOKUP_CHUNK):
-        for platform, account in session.execute(
-            select(Identity.platform, Identity.account).where(
-                pair_in(session, Identity.platform, Identity.account, refs[start : start + LOOKUP_CHUNK])
-            )
-        ):
-            missing.pop(AccountRef(platform, account), None)
+    if known is None:
+        known = members_of_accounts(session, [(r.platform, r.account) for r in accounts])
+    missing = {ref: name for ref, name in accounts.items() if (ref.platform, ref.account) not in known}
     if not missing:
-        return []
+        return {}
     ordered = sorted(missing, key=str)
     now = utcnow()
     members = [
@@ -140,7 +155,7 @@ def create_missing_members(session: Session, accounts: dict[AccountRef, str | No
     lost = [member_id for member_id in member_ids if member_id not in created]
     if lost:  # another process created these accounts between our read and write
         session.execute(delete(Member).where(one_of(session, Member.id, lost)))
-    return [int(member_id) for member_id in member_ids if member_id in created]
+    return {ref: int(member_id) for ref, member_id in zip(ordered, member_ids, strict=True) if member_id in created}
 
 
 _NEW_MEMBERS = DriverWrite(

@@ -77,7 +77,8 @@ class Ingestion(Handoffs):
         """One transaction for the batch, retried when PostgreSQL picked it as a deadlock victim;
         if it still fails, one transaction per event, so that every event that can land does
         (re-ingesting the ones already stored is a no-op)."""
-        self._create_members(batch)
+        if self.store.dialect != "sqlite":  # SQLite: in the batch's transaction (see _lock_batch_members)
+            self._create_members(batch)
         for attempt in range(DEADLOCK_RETRIES):
             try:
                 with self.store.writes.begin() as session:

@@ -13,7 +13,6 @@ from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef
 from smallwins.core.pipeline.linking import Linking
 from smallwins.core.store import (
-    Identity,
     StoredEvent,
     pair_in,
 )
@@ -23,27 +22,38 @@ class Resolution(Linking):
     """Stage 1, resolve identities: new members for first-seen accounts in one multi-row INSERT, then"""
 
     def _create_members(self, batch: list[Event]) -> None:
-        """Members for first-seen accounts, committed before the batch locks anything."""
+        """PostgreSQL: members for first-seen accounts, committed before the batch locks anything
+        (creating identities never waits inside a batch transaction that holds member locks)."""
+        with self.store.writes.begin() as session:
+            self._members_of_accounts(session, batch)
+
+    def _members_of_accounts(self, session: Session, batch: list[Event]) -> dict[tuple[str, str], int]:
+        """The member id of every account the batch's events come from, members created (and
+        announced to presenters) for first-seen accounts: one lookup, two inserts."""
         accounts: dict[AccountRef, str | None] = {}
         for event in batch:
             accounts.setdefault(AccountRef(event.source, event.subject), event.data.get("display_name"))
-        with self.store.writes.begin() as session:
-            for member_id in identity.create_missing_members(session, accounts):
-                # presenters render every member, also one with nothing earned yet
-                awards.enqueue(session, member_id=member_id, kind="member.joined", at=self.clock(), payload={})
+        found = identity.members_of_accounts(session, [(ref.platform, ref.account) for ref in accounts])
+        for ref, member_id in identity.create_missing_members(session, accounts, known=found).items():
+            # presenters render every member, also one with nothing earned yet
+            awards.enqueue(session, member_id=member_id, kind="member.joined", at=self.clock(), payload={})
+            found[(ref.platform, ref.account)] = member_id
+        return found
 
     def _lock_batch_members(self, session: Session, batch: list[Event], also: set[int]) -> None:
         """Lock, in id order, every member the batch will touch (actors, the authors of what it
         approves or retracts, and ``also``), and load their accounts and rule states: a few
         queries per batch instead of a few per event. The author of an approved contribution in
-        another worker's partition is not locked: that worker replays it (see the handoff stage)."""
-        refs = {(e.source, e.subject) for e in batch}
-        accounts = session.execute(
-            select(Identity.platform, Identity.account, Identity.member_id).where(
-                pair_in(session, Identity.platform, Identity.account, refs)
-            )
-        ).all()
-        member_ids = {member_id for _, _, member_id in accounts} | also
+        another worker's partition is not locked: that worker replays it (see the handoff stage).
+
+        On SQLite, which has one writer at a time, first-seen accounts get their members here, in
+        the batch's transaction (on PostgreSQL that was done before it: :meth:`_create_members`).
+        """
+        if self.store.dialect == "sqlite":
+            accounts = self._members_of_accounts(session, batch)
+        else:
+            accounts = identity.members_of_accounts(session, {(e.source, e.subject) for e in batch})
+        member_ids = set(accounts.values()) | also
         retracted = {tuple(e.retracts.split(":", 1)) for e in batch if e.retracts}
         named = retracted | {tuple(e.target.split(":", 1)) for e in batch if e.target}
         if named:
@@ -56,7 +66,7 @@ class Resolution(Linking):
                     member_ids.add(member_id)
         identity.lock_members(session, member_ids)
         resolved = session.info.setdefault(identity.RESOLVED, {})
-        for platform, account, member_id in accounts:
+        for (platform, account), member_id in accounts.items():
             resolved[AccountRef(platform, account)] = identity.lock_member(session, member_id)
         locked = {member.id for member in session.info.get(identity.LOCKED, {}).values()}
         rule_states.load(session, locked, self.catalogue.achievements)
