@@ -65,6 +65,12 @@ def credit(session: Session, member: Member, points: int) -> None:
     """Add ``points`` to the member's total in memory, outside the ORM's unit of work; the total
     is written, and the member's move between counts noted, when the transaction commits."""
     credited: dict[Member, int | None] = session.info.setdefault(CREDITED, {})
+    values = member.__dict__
+    if member in credited and "points" in values:
+        # Hot (once per event): what set_committed_value did on the first credit need not be done
+        # again; the ORM's record of the attribute is already the new total's.
+        values["points"] += points
+        return
     if member not in credited:
         credited[member] = _counted_before(member)
     # The ORM now takes the new total for the stored one: no flush writes it, write_pending does.
