@@ -57,6 +57,8 @@ BASE = {"id": "e1", "source": "discord", "type": "message.posted", "subject": "s
         ({"data": {"x": math.nan}}, "finite"),
         ({"data": {"x": [math.inf]}}, "finite"),
         ({"data": {"x": 1e400}}, "finite"),  # JSON text 1e400 parses to inf
+        ({"data": {"n": 2**64}}, "n: is 18446744073709551616, outside the 64-bit range"),
+        ({"data": {"a": [-(2**63) - 1]}}, "a[0]: is -9223372036854775809, outside the 64-bit range"),
         ({"data": {"d": json.loads("[" * (MAX_DATA_DEPTH + 5) + "]" * (MAX_DATA_DEPTH + 5))}}, "nested deeper"),
         ({"data": {"target": "discord:" + "x" * 300}}, "at most 250"),
         ({"data": {"retracts": "discord:" + "x" * 300}}, "at most 250"),
@@ -87,6 +89,11 @@ def test_unstorable_events_are_refused_naming_the_field(change: dict[str, Any], 
 def test_json_python_parses_loosely_or_not_at_all_is_a_reason(line: str, reason: str) -> None:
     with pytest.raises(InvalidEvent, match=reason):
         parse_event(line)
+
+
+def test_the_widest_integers_a_store_keeps_are_accepted() -> None:
+    event = parse_event({**BASE, "data": {"max": 2**63 - 1, "min": -(2**63), "flag": True}})
+    assert event.data == {"max": 2**63 - 1, "min": -(2**63), "flag": True}
 
 
 def test_a_long_display_name_is_cut_not_refused() -> None:
@@ -165,6 +172,8 @@ ODD_FIELDS: dict[str, st.SearchStrategy[Any]] = {
             {"display_name": 5},
             {"k": math.nan},
             {"k": [math.inf]},
+            {"k": 2**64},
+            {"k": {"n": -(2**63) - 1}},
             {"k\x00": 1},
             {"k": {"n": "\ud800"}},
             {"deep": DEEP},
@@ -276,6 +285,7 @@ BAD_LINES = st.one_of(
     st.just(event_line(id="nul", subject="a\x00b")),
     st.just(event_line(id="sur", data={"k": "\ud800"})),
     st.just(event_line(id="nan", data={"k": math.nan})),
+    st.just(event_line(id="bigint", data={"k": 18446744073709551616})),
     st.just(event_line(id="deep").replace(b'"time"', b'"data": ' + b"[" * 5000 + b"]" * 5000 + b', "time"')),
     st.just(event_line(id="old", time="0001-01-01T00:00:00+05:00")),
     st.just(event_line(id="src", source="Bad Source!")),

@@ -41,6 +41,10 @@ MAX_KEY_LENGTH = 250
 #: Longer ``data.display_name`` values are cut to this (the store's column width).
 MAX_DISPLAY_NAME = 200
 
+#: Integers in ``data`` must fit 64 bits: the JSON encoder of the store (and SQLite's JSON
+#: functions) refuse or round larger ones, PostgreSQL's jsonb would keep them.
+MIN_STORED_INT, MAX_STORED_INT = -(2**63), 2**63 - 1
+
 #: Event types the core itself acts on (sources declare their own on top of these).
 CORE_EVENT_TYPES = frozenset({"link.code_presented", "moderator.approved", "moderator.rejected"})
 
@@ -80,6 +84,8 @@ def unstorable_text(value: Any, path: str = "", depth: int = 0) -> str | None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
         return f"{_where(path)}is {value}, which JSON cannot carry (numbers must be finite)"
+    if isinstance(value, int) and not isinstance(value, bool) and not MIN_STORED_INT <= value <= MAX_STORED_INT:
+        return f"{_where(path)}is {value}, outside the 64-bit range a stored number may have (send it as text)"
     if isinstance(value, dict):
         for key, item in value.items():
             found = unstorable_text(key, f"{path}.{key!r} (a key)", depth + 1) or unstorable_text(
