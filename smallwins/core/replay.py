@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smallwins.core.events import Event
-from smallwins.core.rules import Achievement, RuleContext
+from smallwins.core.rules import Achievement, RuleContext, rule_failed
 from smallwins.core.store import StoredEvent, pair_in
 
 #: Contributions looked up per query when approvals name some the history did not read.
@@ -158,12 +158,16 @@ def replay(history: list[HistoryItem], achievements: list[Achievement], base: Ru
             if not achievement.accepts(event):
                 continue
             state = result.states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
-            new_state = achievement.rule.apply(achievement.params, state, event, ctx)
-            if new_state is None:
+            try:
+                new_state = achievement.rule.apply(achievement.params, state, event, ctx)
+                if new_state is None:
+                    continue
+                met = achievement.rule.progress(achievement.params, new_state, ctx).met
+            except Exception as exc:  # a faulty rule skips the event, as in a live ingest
+                rule_failed(achievement, event, exc)
                 continue
             result.seen[achievement.id] = item.position
             result.states[achievement.id] = new_state
-            met = achievement.rule.progress(achievement.params, new_state, ctx).met
             if met and achievement.id not in result.met_at:
                 result.met_at[achievement.id] = item.position.time
             elif not met:

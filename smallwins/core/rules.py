@@ -14,9 +14,12 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+import structlog
 from pydantic import BaseModel
 
 from smallwins.core.events import Event
+
+log = structlog.get_logger(__name__)
 
 #: Audit evidence kept per achievement: enough for a moderator to check, bounded in size.
 MAX_EVIDENCE = 50
@@ -223,3 +226,24 @@ class Catalogue:
     @property
     def known_event_types(self) -> frozenset[str]:
         return frozenset(self.by_trigger) | frozenset(self.by_target_trigger) | frozenset(self.event_points)
+
+
+def rule_failed(achievement: Achievement, event: Event, exc: Exception) -> str:
+    """Log a rule that raised on an event, and say what happened in one line.
+
+    A rule (a plugin's, often) that raises must not stop an ingest or lose the batch around the
+    event: the engine treats the event as changing nothing for that achievement, the same in a
+    live ingest and in a replay, so standing still does not depend on delivery order. Once the
+    rule is fixed, ``smallwins backfill`` applies the history again.
+    """
+    log.error(
+        "rule.failed",
+        achievement=achievement.id,
+        rule=achievement.rule.name,
+        event_key=event.key,
+        error=f"{type(exc).__name__}: {exc}",
+    )
+    return (
+        f"achievement '{achievement.id}' (rule '{achievement.rule.name}') failed on this event "
+        f"({type(exc).__name__}: {exc}): the event is stored, that achievement skipped it"
+    )

@@ -16,12 +16,13 @@ from smallwins.core.awards import HeldAward
 from smallwins.core.events import Event
 from smallwins.core.pipeline.base import EngineCore
 from smallwins.core.pipeline.outcomes import (
+    RULE_FAILURES,
     STALE,
     SYSTEM_ACTOR,
 )
 from smallwins.core.replay import Position
 from smallwins.core.rule_states import SavedState
-from smallwins.core.rules import Achievement, RuleContext
+from smallwins.core.rules import Achievement, RuleContext, rule_failed
 from smallwins.core.store import Member
 
 
@@ -65,17 +66,23 @@ class Evaluation(EngineCore):
                     stale = session.info[STALE][member.id]
                     continue
             state = row.state if row is not None else achievement.rule.initial_state(achievement.params)
-            new_state = achievement.rule.apply(achievement.params, state, event, ctx)
-            if new_state is None:  # by the rule contract, changes nothing in any order: no write
+            # Once met, a final rule's progress cannot change: not asked again.
+            final = row is not None and row.met and getattr(achievement.rule, "final_once_met", False)
+            try:
+                new_state = achievement.rule.apply(achievement.params, state, event, ctx)
+                if new_state is None:  # by the rule contract, changes nothing in any order: no write
+                    continue
+                after = None if final else achievement.rule.progress(achievement.params, new_state, ctx)
+            except Exception as exc:  # a faulty rule skips the event; the rest of the batch goes on
+                session.info.setdefault(RULE_FAILURES, {}).setdefault(event.key, rule_failed(achievement, event, exc))
                 continue
             if row is None:
                 row = saved[achievement.id] = rule_states.put(session, SavedState(member.id, achievement.id, state))
             row.dirty = True
             row.seen_time, row.seen_key = here
             row.state = new_state
-            if row.met and getattr(achievement.rule, "final_once_met", False):
+            if after is None:
                 continue  # nothing this event can change in standing
-            after = achievement.rule.progress(achievement.params, new_state, ctx)
             if after.met and not row.met:
                 row.met = True
                 if self._award_by_rule(

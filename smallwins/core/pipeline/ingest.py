@@ -23,6 +23,7 @@ from smallwins.core.pipeline.outcomes import (
     FULL_REPLAY,
     LINK_EVENT,
     RETRACTED_KEYS,
+    RULE_FAILURES,
     IngestOutcome,
     is_deadlock,
     unresolved,
@@ -139,6 +140,10 @@ class Ingestion(Handoffs):
             for member_id, earned in [*handed_over.items(), *self._settle(session).items()]:
                 mine = [o for o in ordered if o.member_id == member_id] or ordered
                 mine[-1].awarded += earned
+        failures: dict[str, str] = session.info.get(RULE_FAILURES, {})
+        for outcome in ordered if failures else ():
+            if outcome.key in failures:
+                outcome.warning = "; ".join(filter(None, [outcome.warning, failures[outcome.key]]))
         return ordered
 
     def _ingest_plain(self, session: Session, batch: list[Event], indices: list[int]) -> dict[int, IngestOutcome]:

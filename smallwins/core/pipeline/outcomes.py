@@ -26,6 +26,8 @@ RETRACTION_TOUCHED = "smallwins.retraction_touched"
 FULL_REPLAY = "smallwins.full_replay"
 RETRACTED_KEYS = "smallwins.retracted_keys"
 UNRESOLVED = "smallwins.unresolved"
+#: ``session.info`` key: event key -> what a rule that raised on it said (the event's warning).
+RULE_FAILURES = "smallwins.rule_failures"
 #: Attempts of a batch PostgreSQL aborted to break a deadlock, before going one event at a time.
 DEADLOCK_RETRIES = 4
 
