@@ -14,6 +14,7 @@ from typing import cast
 
 from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import (
@@ -27,6 +28,7 @@ from smallwins.core.store import (
     next_ids,
     one_of,
     pair_in,
+    sqlite_timestamp,
     utcnow,
 )
 
@@ -103,6 +105,42 @@ def members_of_accounts(session: Session, refs: Collection[tuple[str, str]]) -> 
         )
     )
     return {(platform, account): member_id for platform, account, member_id in rows}
+
+
+def name_members(session: Session, names: dict[Member, tuple[datetime, str]]) -> None:
+    """Give members the display name of the latest event (in event time) that carried one,
+    ``member -> (event time, name)`` being the latest of a batch's events; equal times are
+    settled by the name, so the name never depends on delivery order. One UPDATE for all."""
+    changed: list[Member] = []
+    for member, (at, name) in names.items():
+        if member.named_at is None or (at, name) > (member.named_at, member.display_name):
+            set_committed_value(member, "display_name", name)
+            set_committed_value(member, "named_at", at)
+            changed.append(member)
+    if not changed:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "UPDATE members SET display_name = given.name, named_at = given.at"
+            " FROM unnest(%(ids)s::bigint[], %(names)s::text[], %(ats)s::timestamptz[]) AS given(id, name, at)"
+            " WHERE members.id = given.id",
+            {"ids": [m.id for m in changed], "names": [m.display_name for m in changed],
+             "ats": [m.named_at for m in changed]},
+        )
+    else:
+        connection.exec_driver_sql(
+            "UPDATE members SET display_name = ?, named_at = ? WHERE id = ?",
+            [(m.display_name, sqlite_timestamp(m.named_at), m.id) for m in changed],
+        )
+
+
+def keep_latest_name(survivor: Member, merged: Member) -> None:
+    """On a merge, the survivor keeps whichever of the two names an event gave later."""
+    if merged.named_at is not None and (
+        survivor.named_at is None or (merged.named_at, merged.display_name) > (survivor.named_at, survivor.display_name)
+    ):
+        survivor.display_name, survivor.named_at = merged.display_name, merged.named_at
 
 
 def create_missing_members(

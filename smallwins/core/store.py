@@ -140,6 +140,9 @@ class Member(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     display_name: Mapped[str] = mapped_column(String(200))
+    #: Event time of the event the display name came from (``None``: a placeholder, the account):
+    #: the latest named event wins, whatever order events arrive in.
+    named_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     timezone: Mapped[str | None] = mapped_column(String(64))
     points: Mapped[int] = mapped_column(BigInteger, default=0)
     private: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -63,6 +63,7 @@ class Linking(Settlement):
         rule_states.forget_member(session, loser.id)
         leaderboards.forget_member(session, loser.id)
         loser.merged_into_id, loser.points = survivor.id, 0
+        identity.keep_latest_name(survivor, loser)
         for member_id, other in ((survivor.id, loser.id), (loser.id, survivor.id)):
             awards.audit(
                 session,

@@ -5,6 +5,8 @@ a few queries.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +15,7 @@ from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef
 from smallwins.core.pipeline.linking import Linking
 from smallwins.core.store import (
+    Member,
     StoredEvent,
     pair_in,
 )
@@ -68,6 +71,20 @@ class Resolution(Linking):
         resolved = session.info.setdefault(identity.RESOLVED, {})
         for (platform, account), member_id in accounts.items():
             resolved[AccountRef(platform, account)] = identity.lock_member(session, member_id)
+        self._name_members(session, batch, resolved)
         locked = {member.id for member in session.info.get(identity.LOCKED, {}).values()}
         rule_states.load(session, locked, self.catalogue.achievements)
         awards.preload_awards(session, locked, self.catalogue.achievements)
+
+    @staticmethod
+    def _name_members(session: Session, batch: list[Event], resolved: dict[AccountRef, Member]) -> None:
+        """Members take the display name of their latest event (in event time) that carries one."""
+        latest: dict[Member, tuple[datetime, str]] = {}
+        for event in batch:
+            name = event.data.get("display_name")
+            if isinstance(name, str) and name.strip():
+                member = resolved[AccountRef(event.source, event.subject)]
+                named = (event.time, name.strip())
+                if member not in latest or named > latest[member]:
+                    latest[member] = named
+        identity.name_members(session, latest)
