@@ -101,6 +101,25 @@ def test_bad_config_is_a_clear_error(workdir: Path) -> None:
     assert "achievements.toml: key 'achievements.x.description': Field required" in result.stderr.replace("\n", "")
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("notaurl", "not a database URL"),
+        ("mysql://u@localhost/x", "no driver for that kind of database"),
+        ("postgresql://u:secret@127.0.0.1:1/x", "'postgresql://u:***@127.0.0.1:1/x': connection failed"),
+    ],
+)
+def test_a_store_that_cannot_be_opened_is_a_clear_error(workdir: Path, url: str, reason: str) -> None:
+    result = run("leaderboard", "--db", url, cwd=workdir, check=False)
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "Traceback" not in said, said
+    assert "error: --db: cannot open the store at" in said and reason in said and "secret" not in said
+    config = (workdir / "plugins.toml").read_text()
+    (workdir / "plugins.toml").write_text(re.sub(r'(?m)^url = .*$', f'url = "{url}"', config, count=1))
+    said = " ".join(run("leaderboard", cwd=workdir, check=False).stderr.split())
+    assert "plugins.toml: [smallwins.store] url: cannot open the store at" in said and reason in said, said
+
+
 def test_demo_shows_a_community(tmp_path: Path) -> None:
     """The repo's own plugins.toml and launch catalogue, as `./scripts/demo` runs them."""
     shutil.copy(REPO / "plugins.toml", tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -9,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from smallwins.core import outbox, views
 from smallwins.core.components import ComponentConfig, enabled_components
-from smallwins.core.config import AppConfig, load_app_config, load_catalogue
+from smallwins.core.config import AppConfig, ConfigError, load_app_config, load_catalogue
 from smallwins.core.contract import MemberSnapshot, PluginContext, Presenter, PresenterSpec, SourceSpec
 from smallwins.core.engine import Engine
 from smallwins.core.events import Event
@@ -115,6 +118,29 @@ class App:
         self.store.close()
 
 
+def _open_named_store(database_url: str | None, config: AppConfig) -> Store:
+    """Open the store, or say which URL (and where it was set) could not be opened and why."""
+    url = database_url or config.database_url()
+    try:
+        return open_store(url)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        where = "--db" if database_url else f"{config.path}: [smallwins.store] url"
+        if config.core.store.url_env and not database_url and os.environ.get(config.core.store.url_env):
+            where = f"${config.core.store.url_env} (named by {config.path}: [smallwins.store] url_env)"
+        shown = make_url(url).render_as_string(hide_password=True) if not isinstance(exc, ArgumentError) else url
+        raise ConfigError(f"{where}: cannot open the store at '{shown}': {_store_failure(exc)}") from exc
+
+
+def _store_failure(exc: Exception) -> str:
+    """The reason a store could not be opened, in one line."""
+    if isinstance(exc, ArgumentError):
+        return "not a database URL (expected e.g. sqlite:///smallwins.db or postgresql://user@host/database)"
+    if isinstance(exc, ImportError):
+        return f"no driver for that kind of database ({exc}); smallwins runs on SQLite and PostgreSQL"
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split())
+
+
 def build_app(config_path: Path, *, database_url: str | None = None, host: PluginHost | None = None) -> App:
     """Load everything ``plugins.toml`` describes, fail early on any bad setting, open the store."""
     config = load_app_config(config_path)
@@ -122,7 +148,7 @@ def build_app(config_path: Path, *, database_url: str | None = None, host: Plugi
     components = enabled_components(config, host)
     catalogue = load_catalogue(config.catalogue_path(), host.rule_types())
     known_types = {t for spec in host.sources().values() for t in spec.event_types}
-    store = open_store(database_url or config.database_url())
+    store = _open_named_store(database_url, config)
     engine = Engine(
         store,
         catalogue,
