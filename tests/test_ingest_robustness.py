@@ -437,6 +437,49 @@ def test_following_a_file_reports_bad_bytes_by_line_and_keeps_the_rest(tmp_path:
     assert "not valid UTF-8" in bad[2] and "contains a NUL" in bad[3]
 
 
+def test_following_a_file_survives_truncation_and_rotation(tmp_path: Path) -> None:
+    """Cut short, the file is read again from its start; replaced (log rotation), the old file is
+    read to its end, then the new one from its start."""
+    folder = workdir(tmp_path)
+    incoming = folder / "incoming.jsonl"
+    incoming.write_bytes(good_line("", 1) + b"\n" + good_line("", 2) + b"\n")
+    smallwins = build_app(folder / "plugins.toml", database_url=f"sqlite:///{folder / 'follow.db'}")
+    context = PluginContext(
+        name="jsonl", plugin="jsonl", settings=JsonlSettings(path=str(incoming), poll_seconds=0.02),
+        config_dir=folder, app=smallwins,
+    )
+    received: list[str] = []
+
+    async def sink(events: list[Event]) -> None:
+        received.extend(event.id for event in events)
+
+    async def until(count: int) -> None:
+        with anyio.fail_after(10):
+            while len(received) < count:
+                await anyio.sleep(0.02)
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(follow, context, sink)
+            await until(2)
+            incoming.write_bytes(good_line("", 3) + b"\n")  # truncated, then one line written
+            await until(3)
+            with incoming.open("ab") as old:
+                incoming.rename(folder / "incoming.jsonl.1")
+                old.write(good_line("", 4) + b"\n")  # the writer still had the old file open
+            incoming.write_bytes(good_line("", 5) + b"\n")
+            await until(5)
+            group.cancel_scope.cancel()
+
+    try:
+        with capture_logs() as logs:
+            anyio.run(scenario)
+    finally:
+        smallwins.close()
+    assert received == ["ok1", "ok2", "ok3", "ok4", "ok5"]
+    assert "jsonl.file_truncated" in [entry["event"] for entry in logs]  # a rotation is routine: logged at info
+
+
 # -- the installed command, end to end ----------------------------------------------------------
 
 

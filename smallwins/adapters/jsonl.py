@@ -6,6 +6,7 @@ from tools smallwins has no adapter for. Its capture task follows a file as it g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,34 +91,84 @@ def normalize(payload: Mapping[str, Any]) -> list[Event]:
 async def follow(context: PluginContext, sink: EventSink) -> None:
     """Ingest lines appended to ``settings.path`` (relative to plugins.toml) until cancelled.
 
-    Reads from a byte offset, only whole lines (a writer may be mid-line), split on line feeds alone
-    as ``smallwins ingest`` does so line numbers agree; a bad line (bad UTF-8 included) is logged
-    with its number and reason and skipped.
+    Reads only whole lines (a writer may be mid-line), split on line feeds alone as ``smallwins
+    ingest`` does so line numbers agree; a bad line (bad UTF-8 included) is logged with its number
+    and reason and skipped. Like ``tail -F``, the file stays open: one cut short (truncated) is
+    read again from its start, and one replaced (rotated: another file now at the path) is read
+    to its end before the new one is read from its start. Re-reading is safe: ingest is idempotent.
     """
     settings = context.settings
     assert isinstance(settings, JsonlSettings)
     if settings.path is None:
         return
-    path, offset, line_number = context.path(settings.path), 0, 0
-    while True:
-        if path.exists():
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            offset += len(complete)
-            events: list[Event] = []
-            for raw in complete.split(b"\n")[:-1]:  # bytes, decoded line by line (bad UTF-8 is one bad line)
-                line_number += 1
-                result = parse_line(line_number, raw)
-                if result is None:
+    path = context.path(settings.path)
+    followed: _Followed | None = None
+    try:
+        while True:
+            if followed is None and path.exists():
+                followed = _Followed(path)
+            if followed is not None:
+                await sink(followed.read_lines())
+                if followed.replaced():
+                    await sink(followed.read_lines())  # what was written before the rotation
+                    log.info("jsonl.file_replaced", path=str(path), lines_read=followed.line_number)
+                    followed.close()
+                    followed = None
                     continue
-                if result.error is None:
-                    events.extend(result.events)
-                else:
-                    log.warning("jsonl.bad_line", path=str(path), line=line_number, error=result.error)
-            await sink(events)
-        await anyio.sleep(settings.poll_seconds)
+                if followed.truncated():
+                    log.warning("jsonl.file_truncated", path=str(path), reading_again_from="the start")
+                    followed.restart()
+                    continue
+            await anyio.sleep(settings.poll_seconds)
+    finally:
+        if followed is not None:
+            followed.close()
+
+
+class _Followed:
+    """One file being followed: its open handle, how far it was read, how many lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = path.open("rb")
+        self.line_number = 0
+
+    def read_lines(self) -> list[Event]:
+        """The events of the whole lines written since the last read (a partial last line waits)."""
+        start = self.handle.tell()
+        chunk = self.handle.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.handle.seek(start + len(complete))
+        events: list[Event] = []
+        for raw in complete.split(b"\n")[:-1]:  # bytes, decoded line by line (bad UTF-8 is one bad line)
+            self.line_number += 1
+            result = parse_line(self.line_number, raw)
+            if result is None:
+                continue
+            if result.error is None:
+                events.extend(result.events)
+            else:
+                log.warning("jsonl.bad_line", path=str(self.path), line=self.line_number, error=result.error)
+        return events
+
+    def replaced(self) -> bool:
+        """Whether the path now names another file, or none (rotated or deleted)."""
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        opened = os.fstat(self.handle.fileno())
+        return (current.st_ino, current.st_dev) != (opened.st_ino, opened.st_dev)
+
+    def truncated(self) -> bool:
+        return os.fstat(self.handle.fileno()).st_size < self.handle.tell()
+
+    def restart(self) -> None:
+        self.handle.seek(0)
+        self.line_number = 0
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 @hookimpl
