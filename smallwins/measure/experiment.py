@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from smallwins.core.holdout import held_out
 from smallwins.core.rules import Achievement, Catalogue
 from smallwins.core.store import Award, Member, StoredEvent
-from smallwins.measure.sql import DAY_MS, epoch_ms, population
+from smallwins.measure.sql import DAY_MS, counted_action, epoch_ms, population
 from smallwins.measure.stats import Difference, Proportion, SampleSize, newcombe, sample_size, wilson
 
 
@@ -53,7 +53,7 @@ def holdout_lift(session: Session, catalogue: Catalogue, achievement: Achievemen
     ms = epoch_ms(StoredEvent.time)
     came_back = exists().where(
         StoredEvent.member_id == Award.member_id,
-        StoredEvent.retracted.is_(False),
+        counted_action(),
         ms >= start,
         ms < stop,
     )

@@ -56,14 +56,21 @@ def population() -> ColumnElement[bool]:
     return and_(Member.merged_into_id.is_(None), Member.staff.is_(False))
 
 
+def counted_action() -> ColumnElement[bool]:
+    """Events that are actions: not retracted, and not a retraction (a deleted post, a removed
+    reaction: taking something back is not activity)."""
+    return and_(StoredEvent.retracted.is_(False), StoredEvent.retracts.is_(None))
+
+
 def activity(as_of_ms: int, *, types: frozenset[str] | None = None) -> Select[Any]:
-    """``(member_id, ms, type)`` of every action that counts: by a counted member, not retracted,
-    not after ``as_of``; optionally only of ``types``."""
+    """``(member_id, ms, type)`` of every action that counts: by a counted member, not retracted
+    and not itself a retraction (deleting a post is not coming back), not after ``as_of``;
+    optionally only of ``types``."""
     ms = epoch_ms(StoredEvent.time)
     query: Any = (
         select(StoredEvent.member_id.label("member_id"), ms.label("ms"), StoredEvent.type.label("type"))
         .join(Member, Member.id == StoredEvent.member_id)
-        .where(population(), StoredEvent.retracted.is_(False), ms < as_of_ms)
+        .where(population(), counted_action(), ms < as_of_ms)
     )
     if types is not None:
         query = query.where(StoredEvent.type.in_(sorted(types)))
@@ -75,5 +82,5 @@ def latest_event_ms(session: Any) -> int | None:
     return session.scalar(
         select(func.max(epoch_ms(StoredEvent.time)))
         .join(Member, Member.id == StoredEvent.member_id)
-        .where(population(), StoredEvent.retracted.is_(False))
+        .where(population(), counted_action())
     )

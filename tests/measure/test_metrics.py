@@ -77,6 +77,21 @@ def test_retention_cohorts_completion_and_launch(store: Store, tmp_path: Path) -
     assert sum(w.actions for w in report.weeks) == len(events)
 
 
+def test_taking_something_back_is_not_coming_back(store: Store, tmp_path: Path) -> None:
+    """A deletion is stored as an event, but neither it nor the post it deletes is an action."""
+    cat = catalogue(tmp_path)
+    first, second = event("fay", 0), event("fay", 1)
+    deletion = event("fay", 9, "message.deleted", retracts=second.key)
+    live = LiveClock(DAY0)
+    engine = Engine(store, cat, clock=live)
+    list(engine.ingest_many(live.follow([first, second, deletion])))
+    with store.sessions() as session:
+        report = build_report(session, cat, as_of=AS_OF)
+    assert sum(w.actions for w in report.weeks) == 1
+    overall = report.returns[-1]
+    assert (overall.earned[7].k, overall.earned[7].n) == (0, 1), "the day-9 deletion is no day-7 return"
+
+
 def test_streak_survival_by_hand(store: Store, tmp_path: Path) -> None:
     cat = catalogue(tmp_path)
     events = [
