@@ -663,7 +663,7 @@ def migrate_store(
     """Copy the whole store (every table, ids kept) into an empty database, then compare counts.
 
     The path from the embedded SQLite to PostgreSQL: stop `smallwins run` first, copy, then point
-    `[smallwins.store] url` in plugins.toml at the new database. The source is only read.
+    `\\[smallwins.store] url` in plugins.toml at the new database. The source is only read.
     """
     from sqlalchemy.exc import SQLAlchemyError
 

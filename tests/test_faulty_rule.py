@@ -16,7 +16,7 @@ from smallwins.core.engine import Engine
 from smallwins.core.events import Event
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Progress, RuleContext
-from smallwins.core.store import StoredEvent, Store, open_store
+from smallwins.core.store import Store, StoredEvent, open_store
 from tests.conftest import T0, Clock
 from tests.rules_helpers import held
 

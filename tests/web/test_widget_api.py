@@ -135,6 +135,8 @@ def test_private_members_are_hidden_from_boards_and_public_cards(served: Served)
         past = http.get("/api/leaderboards/weekly", params={"period": "2026-W09"})
         malformed = http.get("/api/leaderboards/weekly", params={"period": "lastweek"})
         nobody = http.get("/api/members/999999/widget.json")
+        board_api = "/api/leaderboards/all-time"
+        limits = [http.get(board_api, params={"limit": n}).status_code for n in ("0", "-1", "101", "x")]
     ids = {row["member_id"] for row in board["rows"]}
     assert loud in ids and shy not in ids
     assert weekly["period"] == "2026-W10" and shy not in {r["member_id"] for r in weekly["rows"]}
@@ -145,6 +147,7 @@ def test_private_members_are_hidden_from_boards_and_public_cards(served: Served)
     assert past.status_code == 200 and past.json()["period"] == "2026-W09"
     assert malformed.status_code == 400 and "'lastweek' is not a period of 'weekly'" in malformed.json()["error"]
     assert nobody.status_code == 404
+    assert limits == [400] * 4
 
 
 def test_badge_icons_and_the_script_are_served(served: Served) -> None:

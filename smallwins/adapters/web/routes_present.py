@@ -73,8 +73,10 @@ def present_routes(web: Web) -> list[Route]:
     async def leaderboard_api(request: Request) -> Response:
         board = request.path_params["board"]
         try:
-            limit = min(max(int(request.query_params.get("limit", "10")), 1), 100)
+            limit = int(request.query_params.get("limit", "10"))
         except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
             return error(400, "limit must be a number from 1 to 100")
         period = request.query_params.get("period")
 
