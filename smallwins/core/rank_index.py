@@ -67,8 +67,9 @@ def credit(session: Session, member: Member, points: int) -> None:
     credited: dict[Member, int | None] = session.info.setdefault(CREDITED, {})
     values = member.__dict__
     if member in credited and "points" in values:
-        # Hot (once per event): what set_committed_value did on the first credit need not be done
-        # again; the ORM's record of the attribute is already the new total's.
+        # Hot (once per event): set_committed_value ran at the member's first credit; adding to the
+        # loaded total is enough (should the ORM have set points since, as a recompute's reset
+        # does, its flush writes this same total, and write_pending writes it anyway).
         values["points"] += points
         return
     if member not in credited:
