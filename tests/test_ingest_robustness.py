@@ -10,6 +10,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -397,21 +398,15 @@ def test_a_file_name_with_brackets_shows_in_the_progress_bar(tmp_path: Path) -> 
 # -- the jsonl capture task: the same rules while following a file ----------------------------
 
 
-def test_following_a_file_reports_bad_bytes_by_line_and_keeps_the_rest(tmp_path: Path) -> None:
-    folder = workdir(tmp_path)
-    incoming = folder / "incoming.jsonl"
-    incoming.write_bytes(
-        b"\n".join([good_line("", 1), b"\xc3\x28 broken", event_line(id="n", data={"k": "\x00"}), good_line("", 2)])
-        + b"\n"
-        + good_line("", 3)[:10]  # a writer caught mid-line: not read yet
-    )
+def following(folder: Path, incoming: Path, steps: Callable[[list[Event]], Awaitable[None]]) -> tuple[
+    list[Event], list[dict[str, Any]]
+]:
+    """Run the jsonl capture task on ``incoming`` while ``steps`` (given the events received so
+    far) writes to it; the events received and the log entries."""
     smallwins = build_app(folder / "plugins.toml", database_url=f"sqlite:///{folder / 'follow.db'}")
     context = PluginContext(
-        name="jsonl",
-        plugin="jsonl",
-        settings=JsonlSettings(path=str(incoming), poll_seconds=0.02),
-        config_dir=folder,
-        app=smallwins,
+        name="jsonl", plugin="jsonl", settings=JsonlSettings(path=str(incoming), poll_seconds=0.02),
+        config_dir=folder, app=smallwins,
     )
     received: list[Event] = []
 
@@ -422,8 +417,7 @@ def test_following_a_file_reports_bad_bytes_by_line_and_keeps_the_rest(tmp_path:
         async with anyio.create_task_group() as group:
             group.start_soon(follow, context, sink)
             with anyio.fail_after(10):
-                while len(received) < 2:
-                    await anyio.sleep(0.02)
+                await steps(received)
             group.cancel_scope.cancel()
 
     try:
@@ -431,6 +425,23 @@ def test_following_a_file_reports_bad_bytes_by_line_and_keeps_the_rest(tmp_path:
             anyio.run(scenario)
     finally:
         smallwins.close()
+    return received, logs
+
+
+async def received_at_least(received: list[Event], count: int) -> None:
+    while len(received) < count:
+        await anyio.sleep(0.02)
+
+
+def test_following_a_file_reports_bad_bytes_by_line_and_keeps_the_rest(tmp_path: Path) -> None:
+    folder = workdir(tmp_path)
+    incoming = folder / "incoming.jsonl"
+    incoming.write_bytes(
+        b"\n".join([good_line("", 1), b"\xc3\x28 broken", event_line(id="n", data={"k": "\x00"}), good_line("", 2)])
+        + b"\n"
+        + good_line("", 3)[:10]  # a writer caught mid-line: not read yet
+    )
+    received, logs = following(folder, incoming, lambda received: received_at_least(received, 2))
     assert [e.id for e in received] == ["ok1", "ok2"]
     bad = {entry["line"]: entry["error"] for entry in logs if entry["event"] == "jsonl.bad_line"}
     assert set(bad) == {2, 3}
@@ -443,40 +454,19 @@ def test_following_a_file_survives_truncation_and_rotation(tmp_path: Path) -> No
     folder = workdir(tmp_path)
     incoming = folder / "incoming.jsonl"
     incoming.write_bytes(good_line("", 1) + b"\n" + good_line("", 2) + b"\n")
-    smallwins = build_app(folder / "plugins.toml", database_url=f"sqlite:///{folder / 'follow.db'}")
-    context = PluginContext(
-        name="jsonl", plugin="jsonl", settings=JsonlSettings(path=str(incoming), poll_seconds=0.02),
-        config_dir=folder, app=smallwins,
-    )
-    received: list[str] = []
 
-    async def sink(events: list[Event]) -> None:
-        received.extend(event.id for event in events)
+    async def steps(received: list[Event]) -> None:
+        await received_at_least(received, 2)
+        incoming.write_bytes(good_line("", 3) + b"\n")  # truncated, then one line written
+        await received_at_least(received, 3)
+        with incoming.open("ab") as old:
+            incoming.rename(folder / "incoming.jsonl.1")
+            old.write(good_line("", 4) + b"\n")  # the writer still had the old file open
+        incoming.write_bytes(good_line("", 5) + b"\n")
+        await received_at_least(received, 5)
 
-    async def until(count: int) -> None:
-        with anyio.fail_after(10):
-            while len(received) < count:
-                await anyio.sleep(0.02)
-
-    async def scenario() -> None:
-        async with anyio.create_task_group() as group:
-            group.start_soon(follow, context, sink)
-            await until(2)
-            incoming.write_bytes(good_line("", 3) + b"\n")  # truncated, then one line written
-            await until(3)
-            with incoming.open("ab") as old:
-                incoming.rename(folder / "incoming.jsonl.1")
-                old.write(good_line("", 4) + b"\n")  # the writer still had the old file open
-            incoming.write_bytes(good_line("", 5) + b"\n")
-            await until(5)
-            group.cancel_scope.cancel()
-
-    try:
-        with capture_logs() as logs:
-            anyio.run(scenario)
-    finally:
-        smallwins.close()
-    assert received == ["ok1", "ok2", "ok3", "ok4", "ok5"]
+    received, logs = following(folder, incoming, steps)
+    assert [e.id for e in received] == ["ok1", "ok2", "ok3", "ok4", "ok5"]
     assert "jsonl.file_truncated" in [entry["event"] for entry in logs]  # a rotation is routine: logged at info
 
 
