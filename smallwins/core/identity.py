@@ -28,7 +28,7 @@ from smallwins.core.store import (
     next_ids,
     one_of,
     pair_in,
-    sqlite_timestamp,
+    update_members,
     utcnow,
 )
 
@@ -117,22 +117,10 @@ def name_members(session: Session, names: dict[Member, tuple[datetime, str]]) ->
             set_committed_value(member, "display_name", name)
             set_committed_value(member, "named_at", at)
             changed.append(member)
-    if not changed:
-        return
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            "UPDATE members SET display_name = given.name, named_at = given.at"
-            " FROM unnest(%(ids)s::bigint[], %(names)s::text[], %(ats)s::timestamptz[]) AS given(id, name, at)"
-            " WHERE members.id = given.id",
-            {"ids": [m.id for m in changed], "names": [m.display_name for m in changed],
-             "ats": [m.named_at for m in changed]},
-        )
-    else:
-        connection.exec_driver_sql(
-            "UPDATE members SET display_name = ?, named_at = ? WHERE id = ?",
-            [(m.display_name, sqlite_timestamp(m.named_at), m.id) for m in changed],
-        )
+    update_members(
+        session, {"display_name": "text", "named_at": "timestamptz"},
+        [(m.id, m.display_name, m.named_at) for m in changed],
+    )
 
 
 def keep_latest_name(survivor: Member, merged: Member) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import NO_VALUE, instance_state, set_committed_value
 
 from smallwins.core.bulk import DriverWrite
-from smallwins.core.store import Member, PointsCount
+from smallwins.core.store import Member, PointsCount, update_members
 
 TRACKED = ("points", "private", "staff", "merged_into_id")
 #: ``session.info`` key: points total -> members gained (or lost) in this transaction.
@@ -149,21 +149,8 @@ _ADD_MEMBERS = DriverWrite(cast(Table, PointsCount.__table__), ("points", "membe
 
 
 def _set_points(session: Session, totals: list[tuple[int, int]]) -> None:
-    """Write ``(member id, points)`` pairs, in the order given, with one statement: the driver's
-    executemany on SQLite; on PostgreSQL one UPDATE joined to two arrays (an executemany there
-    runs once per member on the server)."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            "UPDATE members SET points = given.points"
-            " FROM unnest(%(ids)s::bigint[], %(points)s::bigint[]) AS given(id, points)"
-            " WHERE members.id = given.id",
-            {"ids": [member for member, _ in totals], "points": [points for _, points in totals]},
-        )
-    else:
-        connection.exec_driver_sql(
-            "UPDATE members SET points = ? WHERE id = ?", [(points, member) for member, points in totals]
-        )
+    """Write ``(member id, points)`` pairs, in the order given, with one statement."""
+    update_members(session, {"points": "bigint"}, totals)
 
 
 def members_above(session: Session, totals: Iterable[int]) -> dict[int, int]:

@@ -491,6 +491,31 @@ class Store:
         self.engine.dispose()
 
 
+def update_members(session: Session, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Set ``columns`` (name -> PostgreSQL type) of many members, ``(id, *values)`` per row in the
+    order given, with one statement: the driver's executemany on SQLite (timestamps as stored
+    text); on PostgreSQL one UPDATE joined to one array per column (an executemany there runs once
+    per member on the server)."""
+    if not rows:
+        return
+    connection = session.connection()
+    names = list(columns)
+    if connection.dialect.name == "postgresql":
+        arrays = ", ".join(f"%({n})s::{kind}[]" for n, kind in columns.items())
+        connection.exec_driver_sql(
+            f"UPDATE members SET {', '.join(f'{n} = given.{n}' for n in names)}"
+            f" FROM unnest(%(id)s::bigint[], {arrays}) AS given(id, {', '.join(names)})"
+            " WHERE members.id = given.id",
+            {name: [row[i] for row in rows] for i, name in enumerate(["id", *names])},
+        )
+        return
+    convert = [sqlite_timestamp if kind == "timestamptz" else None for kind in columns.values()]
+    connection.exec_driver_sql(
+        f"UPDATE members SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+        [(*(f(v) if f else v for f, v in zip(convert, row[1:], strict=True)), row[0]) for row in rows],
+    )
+
+
 def next_ids(session: Session, table: Table, count: int) -> list[int]:
     """``count`` unused ids for new rows of ``table`` (single integer primary key ``id``).
 
