@@ -153,6 +153,7 @@ def test_demo_shows_a_community(tmp_path: Path) -> None:
         (["--board", "weekly", "--period", "lastweek"], "'lastweek' is not a period of 'weekly'"),
         (["--board", "monthly", "--period", "2026-13"], "'2026-13' is not a period of 'monthly'"),
         (["--board", "weekly", "--period", "2026-W60"], "an ISO week such as"),
+        (["--board", "weekly", "--period", "2025-W53"], "'2025-W53' is not a period of 'weekly'"),
         (["--period", "2026-W40"], "the all-time board has no periods"),
     ]:
         refused = run("leaderboard", *wrong, "--db", db, cwd=tmp_path, check=False)

@@ -44,7 +44,19 @@ PERIOD_EXAMPLES = {
 def is_period_of(board: LeaderboardSpec, period: str) -> bool:
     """Whether ``period`` names a period of ``board`` (its format; it may have no scores)."""
     pattern = _PERIOD_PATTERNS.get(board.period)
-    return pattern is not None and pattern.fullmatch(period) is not None
+    if pattern is None or pattern.fullmatch(period) is None:
+        return False
+    return board.period != "week" or _week_exists(period)
+
+
+def _week_exists(period: str) -> bool:
+    """Whether an ISO week such as ``2026-W53`` is real: only some years have a 53rd week."""
+    year, week = period.split("-W")
+    try:
+        date.fromisocalendar(int(year), int(week), 1)
+    except ValueError:
+        return False
+    return True
 
 
 def period_key(board: LeaderboardSpec, moment: datetime, zone: ZoneInfo) -> str | None:
