@@ -37,12 +37,12 @@ def held(store: Store, ref: str) -> dict[str, str | None]:
 
 
 def progress_of(engine: Engine, store: Store, ref: str, achievement_id: str):
+    from smallwins.core import rule_states
     from smallwins.core.rules import RuleContext
-    from smallwins.core.store import RuleState
 
     with store.sessions() as session:
         member = find_member(session, ref)
-        row = session.get(RuleState, (member.id, achievement_id))
+        row = rule_states.read(session, [member.id]).get(member.id, {}).get(achievement_id)
         achievement = engine.catalogue.achievements[achievement_id]
         state = row.state if row else achievement.rule.initial_state(achievement.params)
         ctx = RuleContext(member_id=member.id, timezone=engine._context(member).timezone, now=engine.clock())

@@ -6,9 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from smallwins.core import rule_states
 from smallwins.core.engine import Engine
 from smallwins.core.leaderboards import all_time as leaderboard
-from smallwins.core.store import AuditEntry, Award, Member, OutboxItem, RuleState, Store, open_store
+from smallwins.core.store import AuditEntry, Award, Member, MemberStates, OutboxItem, Store, open_store
 from smallwins.core.views import find_member, member_snapshot, next_targets
 from tests.conftest import T0
 
@@ -38,8 +39,8 @@ def test_evaluation_is_incremental(engine: Engine, store: Store, make_event) -> 
     """State lives per (member, achievement): the saved counter is what the next event builds on."""
     first = engine.ingest(make_event())
     with store.writes.begin() as session:
-        state = session.get(RuleState, (first.member_id, "regular"))
-        state.state = {"count": 4, "evidence": []}  # as if four earlier events had been seen
+        row = session.get_one(MemberStates, first.member_id)
+        row.states = {**row.states, "regular": {**row.states["regular"], "state": {"count": 4, "evidence": []}}}
     assert engine.ingest(make_event()).awarded == ["regular"]
 
 
@@ -102,7 +103,11 @@ def outcome_of(engine: Engine, store: Store) -> dict[str, object]:
                 for a, m in session.execute(select(Award, Member).join(Member, Award.member_id == Member.id))
             ),
             "points": sorted((m.display_name, m.points) for m in session.scalars(select(Member))),
-            "counters": sorted((r.achievement_id, r.state["count"]) for r in session.scalars(select(RuleState))),
+            "counters": sorted(
+                (achievement_id, saved.state["count"])
+                for states in rule_states.read(session, session.scalars(select(MemberStates.member_id))).values()
+                for achievement_id, saved in states.items()
+            ),
         }
 
 

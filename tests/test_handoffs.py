@@ -13,14 +13,14 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from smallwins.core import backfill
+from smallwins.core import backfill, rule_states
 from smallwins.core.config import parse_catalogue
 from smallwins.core.engine import Engine
 from smallwins.core.events import Event
 from smallwins.core.partitions import Partition, account_partition
 from smallwins.core.plugins import PluginHost
 from smallwins.core.rules import Progress, RuleContext
-from smallwins.core.store import Handoff, Identity, RuleState, Store, open_store
+from smallwins.core.store import Handoff, Identity, MemberStates, Store, open_store
 from smallwins.core.workers import partition_of
 from smallwins.demo import generate_community
 from tests.conftest import T0, Clock
@@ -39,7 +39,8 @@ def progress(store: Store) -> list[tuple[str, str, int, int, bool, str | None]]:
         ):
             accounts.setdefault(member_id, []).append(f"{platform}:{name}")
         rows = []
-        for row in session.scalars(select(RuleState)):
+        stored = rule_states.read(session, session.scalars(select(MemberStates.member_id)))
+        for row in (saved for states in stored.values() for saved in states.values()):
             achievement = achievements[row.achievement_id]
             shown = achievement.rule.progress(achievement.params, row.state)
             who = " ".join(sorted(accounts[row.member_id]))

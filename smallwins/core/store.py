@@ -240,19 +240,20 @@ class StoredEvent(Base):
         return f"{self.source}:{self.event_id}"
 
 
-class RuleState(Base):
-    """Incremental evaluation state of one achievement for one member (counters, streaks...)."""
+class MemberStates(Base):
+    """Every achievement's incremental evaluation state for one member (counters, streaks...).
 
-    __tablename__ = "rule_states"
+    One row per member, a JSON object keyed by achievement id (see
+    :mod:`smallwins.core.rule_states`): a batch loads and writes each touched member's states
+    with one row instead of one per achievement (325,000 rows per 100,000 events became 82,000).
+    """
+
+    __tablename__ = "member_states"
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
-    achievement_id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    state: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
-    met: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: The latest event (in event-time order) applied to this state: an earlier one arriving
-    #: later means the state must be recomputed from history, not updated.
-    seen_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    seen_key: Mapped[str | None] = mapped_column(String(260))
+    #: ``json``, not ``jsonb``, on PostgreSQL: nothing queries inside it, and storing the text as
+    #: it is costs the server less than building a binary document per row.
+    states: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
 

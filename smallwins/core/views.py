@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from smallwins.core import awards
+from smallwins.core import awards, rule_states
 from smallwins.core.contract import MemberSnapshot
 from smallwins.core.holdout import hidden_from
 from smallwins.core.leaderboards import ranks_of
 from smallwins.core.rules import Catalogue, RuleContext
-from smallwins.core.store import Award, Identity, Member, RuleState, Voucher
+from smallwins.core.store import Award, Identity, Member, Voucher
 from smallwins.core.vouchers import display_code
 
 
@@ -102,9 +102,10 @@ def member_snapshots(
     award_rows: dict[int, list[Award]] = defaultdict(list)
     for award in session.scalars(select(Award).where(Award.member_id.in_(ids)).order_by(Award.awarded_at, Award.id)):
         award_rows[award.member_id].append(award)
-    states: dict[int, dict[str, Any]] = defaultdict(dict)
-    for state in session.scalars(select(RuleState).where(RuleState.member_id.in_(ids))):
-        states[state.member_id][state.achievement_id] = state.state
+    states = {
+        member_id: {achievement_id: saved.state for achievement_id, saved in saved_states.items()}
+        for member_id, saved_states in rule_states.read(session, ids).items()
+    }
     vouchers: dict[int, list[Voucher]] = defaultdict(list)
     for voucher in session.scalars(select(Voucher).where(Voucher.member_id.in_(ids)).order_by(Voucher.issued_at)):
         vouchers[voucher.member_id].append(voucher)

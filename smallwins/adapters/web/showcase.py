@@ -15,11 +15,12 @@ from sqlalchemy import select
 
 from smallwins.adapters.web.links import create_link
 from smallwins.adapters.web.normalize import SOURCE
+from smallwins.core import rule_states
 from smallwins.core.app import App
 from smallwins.core.events import Event
 from smallwins.core.holdout import held_out
 from smallwins.core.rules import RuleContext
-from smallwins.core.store import Award, Member, RuleState
+from smallwins.core.store import Award, Member
 
 CLICK = "link.clicked"
 
@@ -47,10 +48,7 @@ def one_click_away(app: App, *, now: datetime, candidates: int = 500) -> tuple[i
         ).all()
         for member_id, name, timezone in members:
             held = set(session.scalars(select(Award.achievement_id).where(Award.member_id == member_id)))
-            states = {
-                row.achievement_id: row.state
-                for row in session.scalars(select(RuleState).where(RuleState.member_id == member_id))
-            }
+            states = {a: saved.state for a, saved in rule_states.read(session, [member_id]).get(member_id, {}).items()}
             ctx = RuleContext(member_id=member_id, timezone=ZoneInfo(timezone) if timezone else zone, now=now)
             click = Event(id="showcase", source=SOURCE, type=CLICK, subject=f"m{member_id}", time=now)
             for achievement in reachable:

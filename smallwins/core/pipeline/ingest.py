@@ -53,7 +53,7 @@ class Ingestion(Handoffs):
         return self._ingest_batch([event])[0]
 
     def ingest_many(
-        self, events: Iterable[Event], *, batch_size: int = 500
+        self, events: Iterable[Event], *, batch_size: int = BULK_BATCH_SIZE
     ) -> Generator[IngestOutcome, None, None]:
         """Ingest events in transactions of ``batch_size`` (see :meth:`_ingest_batch`).
 
