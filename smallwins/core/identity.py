@@ -16,6 +16,7 @@ from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from smallwins.core import member_columns
 from smallwins.core.bulk import DriverWrite
 from smallwins.core.store import (
     Award,
@@ -28,7 +29,6 @@ from smallwins.core.store import (
     next_ids,
     one_of,
     pair_in,
-    update_members,
     utcnow,
 )
 
@@ -110,17 +110,13 @@ def members_of_accounts(session: Session, refs: Collection[tuple[str, str]]) -> 
 def name_members(session: Session, names: dict[Member, tuple[datetime, str]]) -> None:
     """Give members the display name of the latest event (in event time) that carried one,
     ``member -> (event time, name)`` being the latest of a batch's events; equal times are
-    settled by the name, so the name never depends on delivery order. One UPDATE for all."""
-    changed: list[Member] = []
+    settled by the name, so the name never depends on delivery order. Written at commit, with the
+    batch's points (:mod:`smallwins.core.member_columns`)."""
     for member, (at, name) in names.items():
         if member.named_at is None or (at, name) > (member.named_at, member.display_name):
             set_committed_value(member, "display_name", name)
             set_committed_value(member, "named_at", at)
-            changed.append(member)
-    update_members(
-        session, {"display_name": "text", "named_at": "timestamptz"},
-        [(m.id, m.display_name, m.named_at) for m in changed],
-    )
+            member_columns.mark(session, member)
 
 
 def keep_latest_name(survivor: Member, merged: Member) -> None:

@@ -9,7 +9,8 @@ Every flush notes how members moved between totals (:func:`track_flush`), from t
 record of what changed on each :class:`Member`: privacy, staff, merges and points set outright
 go through the ORM. Points the ingest credits, event by event, do not (:func:`credit`): the ORM's
 unit of work cost more than anything else left per changed member, so credited members keep
-their new total in memory and are written with one UPDATE per batch, and the total they were
+their new total in memory and are written with one UPDATE per batch (with the names events gave:
+:mod:`smallwins.core.member_columns`), and the total they were
 last counted at stands in for the ORM's record. The moves are written once when the transaction
 commits (:func:`write_pending`, one of the store's before-commit writers), touching rows in
 ascending order of points, so concurrent writers queue instead of deadlocking. Members with zero
@@ -27,8 +28,9 @@ from sqlalchemy import Table, delete, event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import NO_VALUE, instance_state, set_committed_value
 
+from smallwins.core import member_columns
 from smallwins.core.bulk import DriverWrite
-from smallwins.core.store import Member, PointsCount, update_members
+from smallwins.core.store import Member, PointsCount
 
 TRACKED = ("points", "private", "staff", "merged_into_id")
 #: ``session.info`` key: points total -> members gained (or lost) in this transaction.
@@ -74,6 +76,7 @@ def credit(session: Session, member: Member, points: int) -> None:
         return
     if member not in credited:
         credited[member] = _counted_before(member)
+        member_columns.mark(session, member)
     # The ORM now takes the new total for the stored one: no flush writes it, write_pending does.
     set_committed_value(member, "points", member.points + points)
 
@@ -123,15 +126,15 @@ def _note(changes: Counter[int], moves: Iterable[tuple[int | None, int | None]])
 
 
 def write_pending(session: Session) -> None:
-    """Before a writing transaction commits: flush, write the credited members' points (one
-    UPDATE, in id order), then add the noted moves to the counts in one upsert, in points order
-    (concurrent writers queue on a total instead of deadlocking)."""
+    """Before a writing transaction commits: flush, note the credited members' moves, then add
+    the noted moves to the counts in one upsert, in points order (concurrent writers queue on a
+    total instead of deadlocking). The credited points themselves are written by
+    :func:`smallwins.core.member_columns.write_pending`."""
     session.flush()
     changes: Counter[int] = session.info.pop(PENDING, Counter())
     credited: dict[Member, int | None] = session.info.pop(CREDITED, {})
-    if credited:
+    if credited:  # their points are written by member_columns.write_pending
         _note(changes, ((counted, _counted_now(member)) for member, counted in credited.items()))
-        _set_points(session, sorted((m.id, m.points) for m in credited))
     rows = [{"points": total, "members": n} for total, n in sorted(changes.items()) if n]
     _ADD_MEMBERS.execute(session, rows)
     emptied = [row["points"] for row in rows if row["members"] < 0]
@@ -147,10 +150,6 @@ def _add_members(statement: Any) -> Any:
 
 _ADD_MEMBERS = DriverWrite(cast(Table, PointsCount.__table__), ("points", "members"), _add_members)
 
-
-def _set_points(session: Session, totals: list[tuple[int, int]]) -> None:
-    """Write ``(member id, points)`` pairs, in the order given, with one statement."""
-    update_members(session, {"points": "bigint"}, totals)
 
 
 def members_above(session: Session, totals: Iterable[int]) -> dict[int, int]:

@@ -548,7 +548,7 @@ def _assign_sqlite_ids(session: Session, _context: Any, _instances: Any) -> None
 def open_store(url: str, *, migrate: bool = True) -> Store:
     """Open the database at ``url`` and (by default) upgrade its schema to the newest revision."""
     engine = create_db_engine(url)
-    from smallwins.core import rank_index  # keeps the rank counts: a flush listener and a writer
+    from smallwins.core import member_columns, rank_index  # rank counts (a flush listener, a writer)
 
     if migrate:
         from smallwins.core.migrate import upgrade
@@ -561,7 +561,8 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
         sessions=sessionmaker(engine, expire_on_commit=False),
         writes=sessionmaker(writer, expire_on_commit=False),
     )
-    store.before_commit.append(rank_index.write_pending)
+    store.before_commit.append(rank_index.write_pending)  # flushes first, then notes the rank moves
+    store.before_commit.append(member_columns.write_pending)
     event.listen(store.writes, "before_commit", store._run_before_commit)
     event.listen(store.writes, "before_flush", _assign_sqlite_ids)
     return store
