@@ -30,6 +30,8 @@ from smallwins.core.contract import PluginContext
 from smallwins.core.events import (
     MAX_DATA_DEPTH,
     MAX_DISPLAY_NAME,
+    MAX_STORED_INT,
+    MIN_STORED_INT,
     Event,
     InvalidEvent,
     parse_event,
@@ -117,7 +119,7 @@ def sized(low: int, high: int, fill: str, prefix: str = "") -> st.SearchStrategy
 SAFE_JSON = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(MIN_STORED_INT, MAX_STORED_INT)  # wider ones are refused (a test above)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(SAFE_CHAR, max_size=10),  # small enough that a valid event stays under data's 4096 bytes
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(SAFE_CHAR, max_size=6), inner, max_size=3),
