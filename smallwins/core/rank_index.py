@@ -57,6 +57,8 @@ def _counted_before(member: Member) -> int | None:
     ``load_history`` for the thousands of members a batch changes)."""
     state = instance_state(member)
     current, original = state.dict, state.committed_state
+    if not original and all(name in current for name in TRACKED):  # hot: unchanged since loaded
+        return _counted_total(current)
     before = {name: original.get(name, current.get(name)) for name in TRACKED}
     if any(value is NO_VALUE for value in before.values()):  # changed before it was ever loaded
         before = {name: _loaded_before(state, name) for name in TRACKED}

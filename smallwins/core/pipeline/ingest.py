@@ -29,6 +29,7 @@ from smallwins.core.pipeline.outcomes import (
     unresolved,
 )
 from smallwins.core.replay import Position
+from smallwins.core.rules import RuleContext
 from smallwins.core.store import (
     Member,
     StoredEvent,
@@ -177,6 +178,7 @@ class Ingestion(Handoffs):
         # author's state: one stored in this batch but later in event time waits for it (the
         # contribution then takes it from ``waiting``), as one from an earlier batch would.
         processed: set[str] = set()
+        contexts: dict[int, RuleContext] = {}  # one per member for the batch (its "now": the batch's)
 
         def later_in_batch(key: str) -> bool:
             return key in fresh and key not in processed
@@ -195,7 +197,7 @@ class Ingestion(Handoffs):
                 outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
                 continue
             if not member.staff:
-                ctx = self._context(member)
+                ctx = contexts.get(member.id) or contexts.setdefault(member.id, self._context(member))
                 outcome.awarded = self._apply(
                     session, member, event, self.catalogue.triggered_by(event.type), ctx, Position.own(event)
                 )
