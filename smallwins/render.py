@@ -134,4 +134,8 @@ def backfill_table(tally: BackfillTally, *, title: str) -> Group:
         )
     )
     examples = "\n".join(f"  {escape(e)}" for e in tally.examples) or "  (none)"  # they name members
-    return Group(table, summary, "examples:\n" + examples)
+    parts: list[Any] = [table, summary]
+    if tally.retired:
+        held = ", ".join(f"{achievement_id} ({n})" for achievement_id, n in sorted(tally.retired.items()))
+        parts.append(escape(f"kept, no longer in the catalogue (cards still show them; worth no points): {held}"))
+    return Group(*parts, "examples:\n" + examples)

@@ -119,3 +119,39 @@ def test_backfilled_standing_equals_a_fresh_ingest_under_the_new_catalogue(
     assert got["points"] == expected["points"] and got["points"]
     assert got["boards"] == expected["boards"] and got["boards"]
     assert [a for a in got["awards"] if a[2] == "active"] == [a for a in expected["awards"] if a[2] == "active"]
+
+
+
+def test_awards_of_an_achievement_taken_out_of_the_catalogue_are_kept_and_said(store, clock, make_event) -> None:
+    """An achievement removed from the catalogue: its awards stay (cards show what was earned),
+    count no points after the backfill, and the dry run lists them instead of staying silent."""
+    from rich.console import Console
+
+    from smallwins.core.store import Member
+    from smallwins.render import backfill_table
+
+    with_points = {"five": V1["five"], "old": {**V1["old"], "points": 7}}
+    engine = engine_of(store, clock, with_points)
+    for member in range(6):
+        for n in range(5):
+            engine.ingest(make_event(subject=f"m{member}", at=T + timedelta(hours=n)))
+        if member % 2:
+            engine.ingest(make_event("reaction.added", subject=f"m{member}", at=T))
+    with store.sessions() as session:
+        assert sorted(session.scalars(select(Member.points))) == [10, 10, 10, 17, 17, 17]
+
+    engine = engine_of(store, clock, {"five": V1["five"]})
+    preview = backfill.preview(engine)
+    assert preview.retired == {"old": 3} and not preview.revocations
+    console = Console(width=200, record=True)
+    console.print(backfill_table(preview, title="preview"))
+    shown = console.export_text()
+    assert "no longer in the catalogue" in shown and "old (3)" in shown
+
+    backfill.run(engine)
+    with store.sessions() as session:
+        kept = session.scalar(
+            select(func.count()).select_from(Award).where(Award.achievement_id == "old", Award.status == "active")
+        )
+        assert kept == 3
+        assert sorted(session.scalars(select(Member.points))) == [10] * 6, "a retired award is worth no points"

@@ -37,12 +37,15 @@ class BackfillTally:
     #: Awards that stay but were earned at another moment under the new catalogue (their date
     #: and the period their points count in move).
     redates: Counter[str] = field(default_factory=Counter)
+    #: Held awards of achievements no longer in the catalogue: kept as they are, worth no points.
+    retired: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     run_id: int | None = None
     resumed_after_member: int = 0
 
     def add(self, plan: MemberPlan) -> None:
         self.members += 1
+        self.retired.update(plan.retired)
         if not plan.changes:
             return
         self.changed_members += 1
@@ -63,6 +66,7 @@ class BackfillTally:
         self.revocations.update(other.revocations)
         self.tier_changes.update(other.tier_changes)
         self.redates.update(other.redates)
+        self.retired.update(other.retired)
         self.examples.extend(other.examples[: MAX_EXAMPLES - len(self.examples)])
 
     @property

@@ -79,6 +79,9 @@ class MemberPlan:
     revoke: list[str] = field(default_factory=list)
     tiers: list[tuple[str, str | None, str]] = field(default_factory=list)
     redate: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    #: Held awards of achievements no longer in the catalogue: kept (cards show them), worth no
+    #: points; not a change, but a dry run says so.
+    retired: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> bool:

@@ -66,8 +66,9 @@ class Recomputation(Evaluation):
                 if row.awarded_at != met_at:
                     plan.redate.append((achievement_id, row.awarded_at, met_at))
         for achievement_id, row in held.items():
-            rule_held = row.status == "active" and row.origin == awards.RULE
-            if rule_held and achievement_id in self.catalogue.achievements and achievement_id not in earned:
+            if row.status == "active" and achievement_id not in self.catalogue.achievements:
+                plan.retired.append(achievement_id)
+            elif row.status == "active" and row.origin == awards.RULE and achievement_id not in earned:
                 plan.revoke.append(achievement_id)
         return plan
 
