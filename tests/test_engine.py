@@ -40,7 +40,9 @@ def test_evaluation_is_incremental(engine: Engine, store: Store, make_event) -> 
     first = engine.ingest(make_event())
     with store.writes.begin() as session:
         row = session.get_one(MemberStates, first.member_id)
-        row.states = {**row.states, "regular": {**row.states["regular"], "state": {"count": 4, "evidence": []}}}
+        states = rule_states.decode(row.member_id, row.states)
+        states["regular"].state = {"count": 4, "evidence": []}  # as if four earlier events had been seen
+        row.states = rule_states.encode(states.values())
     assert engine.ingest(make_event()).awarded == ["regular"]
 
 

@@ -22,26 +22,27 @@ depends_on = None
 _JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 _MEMBER_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-# Each state becomes {"state", "met", "seen_time" (ISO 8601, UTC), "seen_key"} under its achievement.
+# Each state becomes [state, met, seen time (ISO 8601, UTC), seen key] under "states"; the engine
+# writes the member's most common last-seen event once, under "seen", when it next writes the row.
 _COPY_SQLITE = """
 INSERT INTO member_states (member_id, states, updated_at)
 SELECT member_id,
-       json_group_object(achievement_id, json_object(
-           'state', json(state),
-           'met', CASE WHEN met THEN json('true') ELSE json('false') END,
-           'seen_time', replace(seen_time, ' ', 'T'),
-           'seen_key', seen_key)),
+       json_object('seen', NULL, 'states', json_group_object(achievement_id, json_array(
+           json(state),
+           CASE WHEN met THEN json('true') ELSE json('false') END,
+           replace(seen_time, ' ', 'T'),
+           seen_key))),
        max(updated_at)
 FROM rule_states GROUP BY member_id
 """
 _COPY_POSTGRESQL = """
 INSERT INTO member_states (member_id, states, updated_at)
 SELECT member_id,
-       json_object_agg(achievement_id, json_build_object(
-           'state', state,
-           'met', met,
-           'seen_time', to_char(seen_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
-           'seen_key', seen_key)),
+       json_build_object('seen', NULL, 'states', json_object_agg(achievement_id, json_build_array(
+           state,
+           met,
+           to_char(seen_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+           seen_key))),
        max(updated_at)
 FROM rule_states GROUP BY member_id
 """
@@ -84,16 +85,16 @@ def downgrade() -> None:
     )
     bind = op.get_bind()
     rows = []
-    for member_id, states, updated_at in bind.execute(sa.select(member_states)):
-        for achievement_id, saved in states.items():
-            seen = saved.get("seen_time")
+    for member_id, document, updated_at in bind.execute(sa.select(member_states)):
+        common = document.get("seen") or [None, None]
+        for achievement_id, saved in document["states"].items():
+            seen, key = (saved[2], saved[3]) if len(saved) == 4 else common
             moment = datetime.fromisoformat(seen) if seen else None
             if moment is not None:
                 moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
             rows.append({
-                "member_id": member_id, "achievement_id": achievement_id, "state": saved["state"],
-                "met": bool(saved.get("met")), "seen_time": moment, "seen_key": saved.get("seen_key"),
-                "updated_at": updated_at,
+                "member_id": member_id, "achievement_id": achievement_id, "state": saved[0],
+                "met": bool(saved[1]), "seen_time": moment, "seen_key": key, "updated_at": updated_at,
             })
     if rows:
         bind.execute(sa.insert(rule_states), rows)
