@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.exc import ProgrammingError
 
 from smallwins.core.store import StoredEvent, open_store
 from smallwins.demo import generate_community
@@ -69,6 +70,15 @@ def stored(url: str) -> int:
         store.close()
 
 
+def stored_so_far(probe: Engine) -> int:
+    """Events stored now, 0 while the workers are still creating the schema."""
+    try:
+        with probe.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM events")).scalar_one()
+    except ProgrammingError:
+        return 0
+
+
 @pytest.mark.postgres
 def test_four_workers_with_one_killed_match_a_single_process(tmp_path: Path) -> None:
     postgres_url = pg_url()
@@ -85,11 +95,17 @@ def test_four_workers_with_one_killed_match_a_single_process(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
 
     command = [str(EXE), "ingest", str(community), "-c", str(config), "--db", postgres_url, "--workers", "4",
-               "--batch-size", "50"]  # commits as it goes, so a worker is killed with part of its share in
+               "--batch-size", "10"]  # commits as it goes, so a worker is killed with part of its share in
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 120
-    while stored(postgres_url) < events // 5 and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.05)
+    # Watched over one connection (opening a store per look took long enough for the workers to
+    # finish their shares in between, once the ingest got faster): killed a tenth of the way in.
+    probe = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        while stored_so_far(probe) < events // 10 and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.02)
+    finally:
+        probe.dispose()
     workers = worker_pids(first.pid)
     assert len(workers) == 4 and first.poll() is None, "four workers were ingesting"
     os.kill(workers[1], signal.SIGKILL)

@@ -153,7 +153,6 @@ def _add_members(statement: Any) -> Any:
 _ADD_MEMBERS = DriverWrite(cast(Table, PointsCount.__table__), ("points", "members"), _add_members)
 
 
-
 def members_above(session: Session, totals: Iterable[int]) -> dict[int, int]:
     """For each points total, how many public members have more points."""
     above: dict[int, int] = {}
