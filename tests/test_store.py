@@ -262,3 +262,15 @@ def test_a_failing_bulk_write_raises_sqlalchemys_error(store: Store) -> None:
             awards._INSERT_AWARD.execute(session, [same_award] * count)
     with store.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Award)) == 0, "nothing of a failed write is kept"
+
+
+def test_json_columns_turn_non_string_keys_into_strings_as_the_standard_library_does() -> None:
+    """json_text tries orjson's fast path first; a rule state keyed by numbers still stores."""
+    import json
+
+    from smallwins.core.store import json_text
+
+    for value in ({"a": [1, 2.5, None, True]}, {1: "one", "x": {2: [3]}}, {"é": "ü"}):
+        assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+    with pytest.raises(TypeError):
+        json_text({"a": object()})
