@@ -132,11 +132,14 @@ def chosen_database(database: str | None) -> str | None:
 
 
 @contextmanager
-def opened(config: Path | None, database: str | None) -> Iterator[App]:
-    """Build the app or exit with the configuration error; always close the store."""
+def opened(config: Path | None, database: str | None, *, existing: bool = False) -> Iterator[App]:
+    """Build the app or exit with the configuration error; always close the store.
+
+    ``existing``: for commands about what is stored (a SQLite store must be there already).
+    """
     database = chosen_database(database)
     try:
-        smallwins = build_app(config_path(config), database_url=database)
+        smallwins = build_app(config_path(config), database_url=database, existing=existing)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     try:
@@ -330,7 +333,7 @@ def member_show(
     as_json: Annotated[bool, typer.Option("--json", help="print the widget JSON instead")] = False,
 ) -> None:
     """Show a member: identities, points, rank, achievements and progress toward the next ones."""
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         member_id = member_id_of(smallwins, member)
         with smallwins.store.sessions() as session:
             snapshot = smallwins.snapshot(session, member_id)
@@ -352,7 +355,7 @@ def leaderboard(
     database: DatabaseOption = None,
 ) -> None:
     """The all-time leaderboard, or a weekly/monthly/season board (members in private mode are left out)."""
-    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+    with opened(config, database, existing=True) as smallwins, smallwins.store.sessions() as session:
         if board is None or board == leaderboards.ALL_TIME:
             if period is not None or history:
                 raise fail("the all-time board has no periods: give --board with a weekly, monthly or season board")
@@ -381,7 +384,7 @@ def leaderboard(
 def _moderate(
     action: str, member: str, achievement: str, reason: str, actor: str, config: Path | None, database: str | None
 ) -> None:
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         member_id = member_id_of(smallwins, member)
         operation = smallwins.engine.grant if action == "grant" else smallwins.engine.revoke
         try:
@@ -473,7 +476,7 @@ def plugins(config: ConfigOption = None) -> None:
 @app.command()
 def present(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Deliver pending outbox changes to every enabled presenter."""
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         console.print(f"applied: {deliver_outbox(smallwins)}")
 
 
@@ -484,7 +487,7 @@ def outbox_status(ctx: typer.Context, config: ConfigOption = None, database: Dat
         return
     from smallwins.core import outbox
 
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         presenters = sorted(n for n, c in smallwins.components.items() if isinstance(c.spec, PresenterSpec))
         table = Table(title="Presenters")
         for column in ("presenter", "pending", "parked", "status"):
@@ -525,7 +528,7 @@ def outbox_retry(
         finally:
             await smallwins.close_presenters()
 
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         applied, failed = anyio.run(retry, smallwins)
     console.print(f"{applied} applied, {failed} still failing")
     if failed:
@@ -598,7 +601,7 @@ def profile(
             check_timezone(timezone)
         except ValueError as exc:
             raise fail(str(exc)) from None
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         member_id = member_id_of(smallwins, member)
         smallwins.engine.set_profile(member_id, timezone=timezone, private=private)
         deliver_outbox(smallwins)
@@ -610,7 +613,7 @@ def voucher_claim(code: str, config: ConfigOption = None, database: DatabaseOpti
     """Claim a voucher; refused once claimed or after its claim window."""
     from smallwins.core.vouchers import VoucherError
 
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         try:
             voucher = smallwins.engine.claim_voucher(code)
         except VoucherError as exc:
@@ -623,7 +626,7 @@ def voucher_stats(config: ConfigOption = None, database: DatabaseOption = None) 
     """Issued, claimed and expired vouchers per achievement, and the claim rate."""
     from smallwins.core.vouchers import claim_stats
 
-    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+    with opened(config, database, existing=True) as smallwins, smallwins.store.sessions() as session:
         console.print(vouchers_table(claim_stats(session, now=smallwins.engine.clock())))
 
 
@@ -640,7 +643,7 @@ def backfill(
     """
     from smallwins.core import backfill as backfills
 
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         total = backfills.count_members(smallwins.engine)
         with progress_bar() as bar:
             task = bar.add_task("planning" if dry_run else "backfilling", total=total)
@@ -670,7 +673,7 @@ def migrate_store(
     from smallwins.adapters.web import models as web_models  # noqa: F401  (its tables are in every store)
     from smallwins.core.copy_store import CopyError, copy_store, table_counts
 
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         total = sum(table_counts(smallwins.store).values())
         with progress_bar() as bar:
             task = bar.add_task("copying", total=total)
@@ -696,7 +699,7 @@ def link_code(
     database: DatabaseOption = None,
 ) -> None:
     """Issue a one-time link code for the member behind ACCOUNT."""
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         code = smallwins.engine.issue_link_code(parse_account(account))
     console.print(f"link code for {escape(account)}: [bold]{code}[/] (present it from your other account)")
 
@@ -709,7 +712,7 @@ def link_redeem(
     database: DatabaseOption = None,
 ) -> None:
     """Present a link code from another account: the two members become one."""
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         try:
             survivor = smallwins.engine.redeem_link_code(code, parse_account(account))
         except IdentityError as exc:
@@ -725,7 +728,7 @@ def unlink(
     database: DatabaseOption = None,
 ) -> None:
     """Detach an identity (and its history) into a member of its own."""
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         try:
             original, detached = smallwins.engine.unlink(parse_account(account))
         except IdentityError as exc:

@@ -120,6 +120,21 @@ def test_a_store_that_cannot_be_opened_is_a_clear_error(workdir: Path, url: str,
     assert "plugins.toml: [smallwins.store] url: cannot open the store at" in said and reason in said, said
 
 
+def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(workdir: Path) -> None:
+    """A mistyped --db used to create an empty store and show an empty board."""
+    for command in (["leaderboard"], ["member", "1"], ["report"], ["outbox"], ["voucher", "stats"]):
+        result = run(*command, "--db", "sqlite:///typo.db", cwd=workdir, check=False)
+        said = " ".join(result.stderr.split())
+        assert result.returncode == 2 and "--db: there is no store at 'typo.db'" in said, (command, said)
+    assert not (workdir / "typo.db").exists()
+    line = ('{"id": "1", "source": "discord", "type": "message.posted", "subject": "ada",'
+            ' "time": "2026-03-02T13:00:00+01:00"}')
+    (workdir / "one.jsonl").write_text(line + "\n")
+    run("ingest", "one.jsonl", "--db", "sqlite:///typo.db", cwd=workdir)
+    assert (workdir / "typo.db").exists(), "ingesting starts a store where there was none"
+    assert run("leaderboard", "--db", "sqlite:///typo.db", cwd=workdir).returncode == 0
+
+
 def test_demo_shows_a_community(tmp_path: Path) -> None:
     """The repo's own plugins.toml and launch catalogue, as `./scripts/demo` runs them."""
     shutil.copy(REPO / "plugins.toml", tmp_path)

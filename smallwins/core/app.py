@@ -118,17 +118,40 @@ class App:
         self.store.close()
 
 
-def _open_named_store(database_url: str | None, config: AppConfig) -> Store:
-    """Open the store, or say which URL (and where it was set) could not be opened and why."""
+def _open_named_store(database_url: str | None, config: AppConfig, *, existing: bool = False) -> Store:
+    """Open the store, or say which URL (and where it was set) could not be opened and why.
+
+    ``existing``: a command that only reads or changes what is stored refuses a SQLite file that
+    is not there (a mistyped path would otherwise create an empty store and show nothing).
+    """
     url = database_url or config.database_url()
+    where = "--db" if database_url else f"{config.path}: [smallwins.store] url"
+    if config.core.store.url_env and not database_url and os.environ.get(config.core.store.url_env):
+        where = f"${config.core.store.url_env} (named by {config.path}: [smallwins.store] url_env)"
+    if existing:
+        missing = _missing_sqlite_file(url)
+        if missing is not None:
+            raise ConfigError(
+                f"{where}: there is no store at '{missing}' (nothing was ingested there: check the path,"
+                " or run `smallwins ingest` or ./scripts/demo first)"
+            )
     try:
         return open_store(url)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-        where = "--db" if database_url else f"{config.path}: [smallwins.store] url"
-        if config.core.store.url_env and not database_url and os.environ.get(config.core.store.url_env):
-            where = f"${config.core.store.url_env} (named by {config.path}: [smallwins.store] url_env)"
         shown = make_url(url).render_as_string(hide_password=True) if not isinstance(exc, ArgumentError) else url
         raise ConfigError(f"{where}: cannot open the store at '{shown}': {_store_failure(exc)}") from exc
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names when it does not exist (``None``: it exists, or not SQLite/a file)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # open_store says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
 
 
 def _store_failure(exc: Exception) -> str:
@@ -141,14 +164,17 @@ def _store_failure(exc: Exception) -> str:
     return " ".join(str(original).split())
 
 
-def build_app(config_path: Path, *, database_url: str | None = None, host: PluginHost | None = None) -> App:
-    """Load everything ``plugins.toml`` describes, fail early on any bad setting, open the store."""
+def build_app(
+    config_path: Path, *, database_url: str | None = None, host: PluginHost | None = None, existing: bool = False
+) -> App:
+    """Load everything ``plugins.toml`` describes, fail early on any bad setting, open the store
+    (``existing``: a SQLite store must already be there)."""
     config = load_app_config(config_path)
     host = host or PluginHost()
     components = enabled_components(config, host)
     catalogue = load_catalogue(config.catalogue_path(), host.rule_types())
     known_types = {t for spec in host.sources().values() for t in spec.event_types}
-    store = _open_named_store(database_url, config)
+    store = _open_named_store(database_url, config, existing=existing)
     engine = Engine(
         store,
         catalogue,

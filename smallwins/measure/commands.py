@@ -30,7 +30,11 @@ def register(app: typer.Typer) -> None:
 
         # A naive time is UTC; one with an offset is the instant it names, shown in UTC.
         moment = None if as_of is None else as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
-        with opened(config, database) as smallwins, smallwins.store.sessions() as session, errors.status("measuring"):
+        with (
+            opened(config, database, existing=True) as smallwins,
+            smallwins.store.sessions() as session,
+            errors.status("measuring"),
+        ):
             try:
                 built = build_report(session, smallwins.catalogue, as_of=moment, launch_window_days=launch_window)
             except NothingToReport as exc:

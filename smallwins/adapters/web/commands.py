@@ -94,7 +94,7 @@ def links_create(
 @links_app.command("list")
 def links_list(config: ConfigOption = None, database: DatabaseOption = None) -> None:
     """Every tracked link, and fetches by campaign (credited, repeats, anonymous, bots, bad tokens)."""
-    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+    with opened(config, database, existing=True) as smallwins, smallwins.store.sessions() as session:
         base = web_settings(smallwins).base_url()
         table = Table(title=f"Tracked links ({base}/r/CODE)")
         for column in ("code", "campaign", "event", "per", "target"):
@@ -127,7 +127,7 @@ def links_qr(
 
     if out.suffix.lower() not in (".png", ".svg"):
         raise fail(f"{out}: write a .png or .svg file")
-    with opened(config, database) as smallwins, smallwins.store.sessions() as session:
+    with opened(config, database, existing=True) as smallwins, smallwins.store.sessions() as session:
         if find_link(session, code) is None:
             raise fail(f"no tracked link '{code}' (see smallwins links list)")
         url = f"{web_settings(smallwins).base_url()}/r/{code}"
@@ -145,7 +145,7 @@ def links_member(
     database: DatabaseOption = None,
 ) -> None:
     """A member's personal links (newsletters, DMs): their card page and tracked links that credit them."""
-    with opened(config, database) as smallwins:
+    with opened(config, database, existing=True) as smallwins:
         member_id, token = member_token(smallwins, member)
         base = web_settings(smallwins).base_url()
         with smallwins.store.sessions() as session:
