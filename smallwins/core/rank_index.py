@@ -135,7 +135,7 @@ def write_pending(session: Session) -> None:
     session.flush()
     changes: Counter[int] = session.info.pop(PENDING, Counter())
     credited: dict[Member, int | None] = session.info.pop(CREDITED, {})
-    if credited:  # their points are written by member_columns.write_pending
+    if credited:
         _note(changes, ((counted, _counted_now(member)) for member, counted in credited.items()))
     rows = [{"points": total, "members": n} for total, n in sorted(changes.items()) if n]
     _ADD_MEMBERS.execute(session, rows)
