@@ -139,6 +139,9 @@ def record(
 #: ``session.info`` key of the award rows read or made in this transaction:
 #: ``(member id, achievement id) -> HeldAward`` (``None``: the member holds none).
 AWARDS = "smallwins.awards"
+#: ``session.info`` key of the members whose award rows are all in :data:`AWARDS`: a pair of
+#: theirs that is not there is an award they do not hold.
+AWARDS_LOADED = "smallwins.awards_loaded"
 #: ``session.info`` key of the ``(member id, achievement id)`` rows to delete at the next sync.
 DELETED = "smallwins.awards_deleted"
 #: ``session.info`` key of the award objects made or changed since the last sync.
@@ -200,6 +203,8 @@ def find_award(session: Session, member_id: int, achievement_id: str) -> HeldAwa
     cache: dict[tuple[int, str], HeldAward | None] = session.info.setdefault(AWARDS, {})
     key = (member_id, achievement_id)
     if key not in cache:
+        if member_id in session.info.get(AWARDS_LOADED, ()):
+            return None
         row = session.execute(
             select(*(_AWARD_TABLE.c[name] for name in _HELD_COLUMNS)).where(
                 _AWARD_TABLE.c.member_id == member_id, _AWARD_TABLE.c.achievement_id == achievement_id
@@ -209,23 +214,18 @@ def find_award(session: Session, member_id: int, achievement_id: str) -> HeldAwa
     return cache[key]
 
 
-def preload_awards(session: Session, member_ids: Iterable[int], achievement_ids: Iterable[str]) -> None:
+def preload_awards(session: Session, member_ids: Iterable[int]) -> None:
     """Read the award rows of many members at once into :func:`find_award`'s cache (one query
     per chunk instead of one per member and achievement); what is cached already stays."""
     cache: dict[tuple[int, str], HeldAward | None] = session.info.setdefault(AWARDS, {})
-    achievement_ids = list(achievement_ids)
-    wanted = sorted({m for m in member_ids if any((m, a) not in cache for a in achievement_ids)})
-    found: dict[tuple[int, str], HeldAward] = {}
+    loaded: set[int] = session.info.setdefault(AWARDS_LOADED, set())
+    wanted = sorted(set(member_ids) - loaded)
     columns = [_AWARD_TABLE.c[name] for name in _HELD_COLUMNS]
     for start in range(0, len(wanted), PRELOAD_CHUNK):
         chunk = wanted[start : start + PRELOAD_CHUNK]
         for row in session.execute(select(*columns).where(one_of(session, _AWARD_TABLE.c.member_id, chunk))):
-            found[(row[0], row[1])] = _held(row)
-    for member_id in wanted:
-        for achievement_id in achievement_ids:
-            key = (member_id, achievement_id)
-            if key not in cache:
-                cache[key] = found.get(key)
+            cache.setdefault((row[0], row[1]), _held(row))
+    loaded.update(wanted)
 
 
 def forget_awards(session: Session) -> None:
@@ -233,6 +233,7 @@ def forget_awards(session: Session) -> None:
     between members (merge, unlink) through SQL or the ORM."""
     sync(session)
     session.info.pop(AWARDS, None)
+    session.info.pop(AWARDS_LOADED, None)
 
 
 def sync(session: Session) -> None:

@@ -68,7 +68,7 @@ class Handoffs(Routing):
                 waiting.append((Position.approval(approval, found.time), found.member_id, approval))
         authors = {author_id for _, author_id, _ in waiting}
         rule_states.load(session, authors, self.catalogue.achievements)  # no-op for those already read
-        awards.preload_awards(session, authors, self.catalogue.achievements)
+        awards.preload_awards(session, authors)
         earned: dict[int, list[str]] = {}
         for position, author_id, approval in sorted(waiting, key=lambda item: item[0]):
             author = identity.lock_member(session, author_id)

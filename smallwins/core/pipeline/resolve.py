@@ -74,7 +74,7 @@ class Resolution(Linking):
         self._name_members(session, batch, resolved)
         locked = {member.id for member in session.info.get(identity.LOCKED, {}).values()}
         rule_states.load(session, locked, self.catalogue.achievements)
-        awards.preload_awards(session, locked, self.catalogue.achievements)
+        awards.preload_awards(session, locked)
 
     @staticmethod
     def _name_members(session: Session, batch: list[Event], resolved: dict[AccountRef, Member]) -> None:

@@ -117,7 +117,7 @@ class Settlement(Recomputation):
             groups.setdefault(frozenset(achievement_ids), set()).add(member.id)
         everyone = {member.id for member, _ in wanted}
         rule_states.load(session, everyone, self.catalogue.achievements)
-        awards.preload_awards(session, everyone, self.catalogue.achievements)
+        awards.preload_awards(session, everyone)
         histories: dict[tuple[int, frozenset[str]], list[HistoryItem]] = {}
         for group, member_ids in groups.items():
             chosen = self._chosen(group)
