@@ -36,6 +36,8 @@ from typing import Any
 
 from common import add_backend_arguments, backends, reset_postgres, run_child, write_results
 
+from smallwins.core.engine import BULK_BATCH_SIZE
+
 REPO = Path(__file__).resolve().parent.parent
 CATALOGUE = REPO / "smallwins" / "defaults" / "achievements.toml"
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -280,7 +282,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--members", type=int, default=3_000)
     parser.add_argument("--full", action="store_true", help="1,000,000 events over 100,000 members")
-    parser.add_argument("--batch-size", type=int, default=10_000, help="events per transaction (as the CLI's)")
+    parser.add_argument(
+        "--batch-size", type=int, default=BULK_BATCH_SIZE, help="events per transaction (as the CLI's)"
+    )
     parser.add_argument("--profile", help="write a pyinstrument profile of the ingest to this file")
     add_backend_arguments(parser, out=RESULTS, backend="both")
     args = parser.parse_args()

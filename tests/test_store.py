@@ -233,7 +233,7 @@ def test_a_large_ingest_leaves_the_planner_statistics_for_the_leaderboard(tmp_pa
         assert "ix_members_merged_into_id" in plan(), "no statistics yet: the wrong index"
         engine = Engine(store, load_catalogue(REPO / "achievements.toml", PluginHost().rule_types()))
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(ingest_stage, "BULK_BATCH_SIZE", 3)  # what counts as a large ingest, made small
+            patch.setattr(ingest_stage, "LARGE_INGEST", 3)  # what counts as a large ingest, made small
             events = [Event(id=f"e{n}", source="discord", type="message.posted", subject=f"u{n}", time=now)
                       for n in range(3)]
             list(engine.ingest_many(events))
