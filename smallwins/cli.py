@@ -350,7 +350,7 @@ def leaderboard(
     board: Annotated[str | None, typer.Option(help="a time-boxed board from the catalogue, e.g. weekly")] = None,
     period: Annotated[str | None, typer.Option(help="which period, e.g. 2026-W19; default: the current one")] = None,
     history: Annotated[bool, typer.Option("--history", help="list the board's past periods")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="rows to show")] = 10,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="rows to show")] = 10,
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:

@@ -101,6 +101,19 @@ def test_bad_config_is_a_clear_error(workdir: Path) -> None:
     assert "achievements.toml: key 'achievements.x.description': Field required" in result.stderr.replace("\n", "")
 
 
+def test_numbers_out_of_range_are_refused_by_name(workdir: Path) -> None:
+    """A member id or a row count beyond 64-bit integers was a traceback (OverflowError)."""
+    (workdir / "one.jsonl").write_text(json.dumps({**GOOD, "id": "1"}) + "\n")
+    run("ingest", "one.jsonl", cwd=workdir)
+    huge = "99999999999999999999999"
+    for command in (["member", huge], ["links", "member", huge], ["profile", huge, "--private"]):
+        said = " ".join(run(*command, cwd=workdir, check=False).stderr.split())
+        assert "Traceback" not in said and f"no member '{huge}'" in said, (command, said)
+    result = run("leaderboard", "--limit", huge, cwd=workdir, check=False)
+    assert result.returncode == 2 and "--limit" in result.stderr and "Traceback" not in result.stderr
+    assert "Ada" in run("member", "discord:d1", cwd=workdir).stdout
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [

@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,6 +100,15 @@ def test_unknown_plugin_and_bad_plugin_setting(tmp_path: Path) -> None:
             'points."message.posted"\': expected a whole number',
         ),
         ("[points]\n", "key 'achievements': expected at least one"),
+        (  # a total this large failed the ingest at its first write (64-bit integers)
+            "[points]\n'message.posted' = 99999999999999999999\n[achievements.a]\nname='A'\n"
+            "description='d'\nrule='count'\nevents=['a.b']\n",
+            'points."message.posted"\': expected a whole number from 0 to 1,000,000',
+        ),
+        (
+            "[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\npoints=9223372036854775807\n",
+            "key 'achievements.a.points': Input should be less than or equal to 1000000",
+        ),
     ],
 )
 def test_bad_catalogue_errors_name_the_key(tmp_path: Path, host: PluginHost, text: str, message: str) -> None:
@@ -107,3 +117,22 @@ def test_bad_catalogue_errors_name_the_key(tmp_path: Path, host: PluginHost, tex
         load_catalogue(path, host.rule_types())
     assert str(path) in str(caught.value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.write_bytes(b'name = "\xff\xfe"\n'), "not UTF-8 text (TOML must be): byte 8 cannot be read"),
+        (lambda path: path.mkdir(), "is a directory, not a TOML file"),
+    ],
+)
+def test_a_toml_file_that_cannot_be_read_is_a_clear_error(
+    tmp_path: Path, host: PluginHost, make: Any, message: str
+) -> None:
+    """Both files, the catalogue and plugins.toml: an error naming the file, not a traceback."""
+    path = tmp_path / "some.toml"
+    make(path)
+    for load in (load_app_config, lambda p: load_catalogue(p, host.rule_types())):
+        with pytest.raises(ConfigError) as caught:
+            load(path)
+        assert str(caught.value) == f"{path}: {message}"

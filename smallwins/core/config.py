@@ -30,6 +30,11 @@ SECRET_WORDS = ("token", "password", "secret", "api_key", "apikey")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "defaults" / "plugins.toml"
 
 
+#: The most points one event type or achievement may be worth: totals stay far inside the
+#: databases' 64-bit integers (a bigger value made an ingest fail at its first write).
+MAX_POINTS = 1_000_000
+
+
 class ConfigError(ValueError):
     """A configuration file is missing, unreadable or does not say what it must."""
 
@@ -49,6 +54,12 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: not readable (permission denied)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (TOML must be): byte {exc.start} cannot be read") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
@@ -164,7 +175,7 @@ class AchievementEntry(BaseModel):
     name: str = Field(min_length=1, max_length=80)
     description: str = Field(min_length=1, max_length=200, description="understood in one sentence")
     rule: str
-    points: int = Field(default=0, ge=0)
+    points: int = Field(default=0, ge=0, le=MAX_POINTS)
     tier: str | None = Field(default=None, max_length=40, description="tier or rarity label")
     ladder: str | None = Field(default=None, max_length=80)
     available_from: AwareDatetime | None = Field(default=None, description="season start (inclusive)")
@@ -229,8 +240,10 @@ def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], 
         )
     points = raw.get("points", {})
     for event_type, value in points.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{path}: key 'points.\"{event_type}\"': expected a whole number >= 0")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_POINTS:
+            raise ConfigError(
+                f"{path}: key 'points.\"{event_type}\"': expected a whole number from 0 to {MAX_POINTS:,}"
+            )
     entries = raw.get("achievements", {})
     if not entries:
         raise ConfigError(f"{path}: key 'achievements': expected at least one [achievements.ID] table")

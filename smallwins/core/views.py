@@ -29,13 +29,16 @@ class MemberNotFound(LookupError):
     """No member matches what was asked for."""
 
 
+#: Ids are 64-bit integers in both databases.
+MAX_MEMBER_ID = 2**63 - 1
+
 def find_member(session: Session, ref: str) -> Member:
     """A member by id (``42``), platform account (``discord:1234``) or exact display name.
 
     A merged member's id leads to the member it was merged into.
     """
     member: Member | None = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_MEMBER_ID:  # a bigger number is no id
         member = session.get(Member, int(ref))
     elif ":" in ref:
         platform, account = ref.split(":", 1)
