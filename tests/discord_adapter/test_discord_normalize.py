@@ -175,6 +175,23 @@ def test_bad_payloads_name_what_is_wrong() -> None:
     assert normalize_dispatch({"t": "TYPING_START", "d": {}}) == [], "dispatches we do not use are ignored"
 
 
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [  # each was stored (a member "discord:[1]") or failed with a Python error naming no field
+        (lambda: with_d("message_create", author={"id": [1], "username": "x"}), "'author.id' is not a Discord id"),
+        (lambda: with_d("message_create", author="ada"), "'author' should be an object, got 'ada'"),
+        (lambda: with_d("message_create", id={"a": 1}), "'id' is not a Discord id (a snowflake: digits), got {'a': 1}"),
+        (lambda: with_d("message_create", channel_id="general"), "'channel_id' is not a Discord id"),
+        (lambda: with_d("reaction_add", emoji="x"), "'emoji' should be an object"),
+        (lambda: with_d("reaction_add", user_id=True), "'user_id' is not a Discord id"),
+    ],
+)
+def test_payload_fields_of_the_wrong_shape_are_named(payload: Any, message: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        normalize_dispatch(payload(), EVERY_MESSAGE)
+    assert message in str(caught.value)
+
 def test_snowflakes_tell_time() -> None:
     assert snowflake_time("175928847299117063") == datetime(2016, 4, 30, 11, 18, 25, 796000, tzinfo=UTC)
     assert credited_id("175928847299117063", ADA, ChannelCredit(True, 0, 1, "all")) == "message:175928847299117063"

@@ -88,6 +88,30 @@ class CreditRules:
         )
 
 
+def _snowflake(value: Any, field: str) -> str:
+    """A Discord id as text, or :class:`InvalidEvent` naming the field (a list or a name would
+    otherwise become a member's account)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return value
+    raise InvalidEvent(f"'{field}' is not a Discord id (a snowflake: digits), got {_shown(value)}")
+
+
+def _object(value: Any, field: str) -> Mapping[str, Any]:
+    """A nested payload object (``author``, ``member``, ``emoji``), empty when absent."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(f"'{field}' should be an object, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def snowflake_time(snowflake: str | int) -> datetime:
     """When a Discord id was made (its message was posted)."""
     return datetime.fromtimestamp(((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000, tz=UTC)
@@ -118,7 +142,7 @@ def _with_name(data: dict[str, Any], payload: Mapping[str, Any], user: Mapping[s
 
 
 def _display_name(payload: Mapping[str, Any], user: Mapping[str, Any]) -> str | None:
-    member = payload.get("member") or {}
+    member = _object(payload.get("member"), "member")
     name = member.get("nick") or user.get("global_name") or user.get("username")
     return str(name) if name else None
 
@@ -132,12 +156,13 @@ def _proof(guild: Any, channel: Any, message: Any) -> str:
 
 
 def _message_posted(d: Mapping[str, Any], rules: CreditRules) -> list[Event]:
-    author = d["author"]
+    author = _object(d["author"], "author")
     if _is_automated(author) or d.get("webhook_id") or d.get("type", 0) not in COUNTED_MESSAGE_TYPES:
         return []
     if not d.get("guild_id"):
         return []  # direct messages are not community contributions
-    message_id, channel_id = str(d["id"]), str(d["channel_id"])
+    message_id, channel_id = _snowflake(d["id"], "id"), _snowflake(d["channel_id"], "channel_id")
+    author_id = _snowflake(author.get("id"), "author.id")
     credit = rules.channel(channel_id, d.get("parent_id"))
     content = str(d.get("content") or "").strip()
     if not credit.credited or len(content) < credit.min_length:
@@ -151,10 +176,10 @@ def _message_posted(d: Mapping[str, Any], rules: CreditRules) -> list[Event]:
     data = _with_name(data, d, author)
     return [
         Event(
-            id=credited_id(message_id, str(author["id"]), credit),
+            id=credited_id(message_id, author_id, credit),
             source=SOURCE,
             type=POSTED,
-            subject=str(author["id"]),
+            subject=author_id,
             time=_time(d.get("timestamp"), snowflake_time(message_id)),
             proof=_proof(d.get("guild_id"), channel_id, message_id),
             data=data,
@@ -163,17 +188,17 @@ def _message_posted(d: Mapping[str, Any], rules: CreditRules) -> list[Event]:
 
 
 def _message_edited(d: Mapping[str, Any]) -> list[Event]:
-    author = d.get("author") or {}
+    author = _object(d.get("author"), "author")
     if not author or _is_automated(author) or not d.get("edited_timestamp") or not d.get("guild_id"):
         return []  # embeds resolving also arrive as updates: only a real edit has edited_timestamp
-    message_id = str(d["id"])
+    message_id = _snowflake(d["id"], "id")
     edited = _time(d["edited_timestamp"], snowflake_time(message_id))
     return [
         Event(
             id=f"edit:{message_id}:{int(edited.timestamp() * 1000)}",
             source=SOURCE,
             type=EDITED,
-            subject=str(author["id"]),
+            subject=_snowflake(author.get("id"), "author.id"),
             time=edited,
             proof=_proof(d.get("guild_id"), d.get("channel_id"), message_id),
             data={"message_id": message_id, "length": len(str(d.get("content") or "").strip())},
@@ -199,15 +224,15 @@ def _message_deleted(message_id: str, d: Mapping[str, Any], author_id: Any, rule
 
 
 def _emoji(d: Mapping[str, Any]) -> str:
-    emoji = d.get("emoji") or {}
+    emoji = _object(d.get("emoji"), "emoji")
     return str(emoji.get("id") or emoji.get("name") or "?")
 
 
 def _reaction(d: Mapping[str, Any], received: datetime, rules: CreditRules, *, added: bool) -> list[Event]:
-    member = d.get("member") or {}
-    if _is_automated(member.get("user") or {}):
+    member = _object(d.get("member"), "member")
+    if _is_automated(_object(member.get("user"), "member.user")):
         return []
-    user_id, message_id = str(d["user_id"]), str(d["message_id"])
+    user_id, message_id = _snowflake(d["user_id"], "user_id"), _snowflake(d["message_id"], "message_id")
     key = f"reaction:{message_id}:{user_id}:{_emoji(d)}"
     if not added:
         return [
@@ -240,9 +265,10 @@ def _reaction(d: Mapping[str, Any], received: datetime, rules: CreditRules, *, a
 
 
 def _member_joined(d: Mapping[str, Any]) -> list[Event]:
-    user = d.get("user") or {}
+    user = _object(d.get("user"), "user")
     if not user or _is_automated(user):
         return []
+    _snowflake(user.get("id"), "user.id")
     joined = _time(d.get("joined_at"), snowflake_time(user["id"]))
     data = _with_name({"guild_id": str(d.get("guild_id"))}, d, user)
     return [
@@ -268,7 +294,7 @@ def _thread_started(d: Mapping[str, Any], rules: CreditRules) -> list[Event]:
             id=f"thread:{d['id']}",
             source=SOURCE,
             type=THREAD,
-            subject=str(d["owner_id"]),
+            subject=_snowflake(d["owner_id"], "owner_id"),
             time=snowflake_time(d["id"]),
             proof=_proof(d.get("guild_id"), d["id"], d["id"]),
             data={"channel_id": str(d["id"]), "thread_of": str(d.get("parent_id"))},
@@ -307,7 +333,7 @@ def normalize_dispatch(envelope: Mapping[str, Any], rules: CreditRules | None = 
         if kind == "MESSAGE_UPDATE":
             return _message_edited(d)
         if kind == "MESSAGE_DELETE":
-            return _message_deleted(str(d["id"]), d, d.get("author_id"), rules)
+            return _message_deleted(_snowflake(d["id"], "id"), d, d.get("author_id"), rules)
         if kind == "MESSAGE_DELETE_BULK":
             authors = d.get("author_ids") or {}
             return [e for i in d.get("ids", []) for e in _message_deleted(str(i), d, authors.get(str(i)), rules)]
