@@ -189,19 +189,24 @@ def ingest_with_progress(
 
 def ingest_file(
     smallwins: App, file: Path, normalize: Normalizer | None = None, *, batch_size: int = BULK_BATCH_SIZE
-) -> tuple[IngestReport, int]:
-    """Stream a JSONL file into the engine; bad lines are reported as they are met."""
-    report, rejected = IngestReport(), 0
+) -> tuple[IngestReport, int, int]:
+    """Stream a JSONL file into the engine; bad lines are reported as they are met.
+
+    Returns the report, the lines rejected, and the lines the source turned into no event (a
+    bot's message, a direct message): counted, so that every line of the file is accounted for.
+    """
+    report, rejected, ignored = IngestReport(), 0, 0
     with file.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
     with progress_bar() as bar:
         task = bar.add_task(f"ingesting {escape(file.name)}", total=total)  # descriptions are markup
 
         def valid_events() -> Iterator[Event]:
-            nonlocal rejected
+            nonlocal rejected, ignored
             for result in read_lines(file, normalize=normalize):
                 if result.error is None:
                     if not result.events:
+                        ignored += 1
                         bar.advance(task)  # a payload the source turns into nothing (a bot's message)
                     yield from result.events
                     continue
@@ -216,7 +221,7 @@ def ingest_file(
         for outcome in smallwins.engine.ingest_many(valid_events(), batch_size=batch_size):
             report.add(outcome)
             bar.advance(task)  # approximate when a payload gives several events
-    return report, rejected
+    return report, rejected, ignored
 
 
 def deliver_outbox(smallwins: App) -> dict[str, int]:
@@ -261,12 +266,13 @@ def ingest(
             if source not in sources:
                 raise fail(f"no installed source named '{source}'; installed: {', '.join(sorted(sources))}")
             normalize = smallwins.normalizer(source)
-        report, rejected = ingest_file(smallwins, file, normalize, batch_size=batch_size)
+        report, rejected, ignored = ingest_file(smallwins, file, normalize, batch_size=batch_size)
         for warning in report.warnings:
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
+    skipped = f", {ignored} ignored (the source counts nothing in them)" if ignored else ""
     console.print(
-        f"{report.stored} stored, {report.duplicates} already known, {rejected} rejected, "
+        f"{report.stored} stored, {report.duplicates} already known, {rejected} rejected{skipped}, "
         f"{report.awarded} achievements awarded; presenters updated: {delivered}"
     )
     if rejected:

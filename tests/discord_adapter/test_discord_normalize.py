@@ -236,3 +236,4 @@ def test_recorded_payloads_count_under_the_operators_rules(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, [*args, "--db", f"sqlite:///{tmp_path / 'db.sqlite'}"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "1 stored" in result.output, "both messages are in the excluded channel: only the join counts"
+    assert "2 ignored (the source counts nothing in them)" in " ".join(result.output.split()), "every line counted"
