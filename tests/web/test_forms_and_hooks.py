@@ -88,6 +88,9 @@ def test_cross_site_and_anonymous_submissions_are_refused(served: Served) -> Non
     assert forged.status_code == 403 and "not valid" in forged.json()["error"]
     text = post_form(served, "survey", "rating=5", headers={"Content-Type": "text/plain"})
     assert text.status_code == 415
+    two = post_form(served, "survey", json.dumps({"rating": "5", "m": [token, token]}),
+                    headers={"Content-Type": "application/json"})
+    assert two.status_code == 422 and "field 'm' was given 2 times" in two.json()["error"]
     unknown = post_form(served, "nope", {"rating": "5", "m": token})
     assert unknown.status_code == 404 and "no form 'nope'" in unknown.json()["error"]
 

@@ -128,8 +128,10 @@ def capture_routes(web: Web) -> list[Route]:
             values = _form_values(body, content_type)
         except ValueError as exc:
             return error(400, str(exc))
-        token = values.pop("m", [None])[0]
-        account, refused, _ = web.visitor(request, token)
+        tokens = values.pop("m", [None])
+        if len(tokens) > 1:  # which one to credit would be a guess
+            return error(422, f"field 'm' was given {len(tokens)} times: send one member token")
+        account, refused, _ = web.visitor(request, tokens[0])
         if refused:
             return error(403, refused)
         if account is None:
