@@ -237,3 +237,18 @@ def test_recorded_payloads_count_under_the_operators_rules(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert "1 stored" in result.output, "both messages are in the excluded channel: only the join counts"
     assert "2 ignored (the source counts nothing in them)" in " ".join(result.output.split()), "every line counted"
+
+
+def test_a_recorded_payload_file_gets_one_line_reasons() -> None:
+    """Through ``ingest --source discord``: an invalid event the source made (a future time) and
+    a line that is not an object are one line each, in JSON's words, not pydantic's report."""
+    from smallwins.adapters.jsonl import parse_line
+
+    future = json.dumps(with_d("message_create", timestamp="2999-01-01T00:00:00+00:00")).encode()
+    result = parse_line(1, future, normalize_dispatch)
+    assert result is not None and result.error is not None
+    assert "MESSAGE_CREATE payload: field 'time': " in result.error and "in the future" in result.error
+    assert "\n" not in result.error and "pydantic" not in result.error
+    for raw, kind in ((b"null", "null"), (b"[1]", "an array"), (b"7", "a number"), (b"true", "a boolean")):
+        said = parse_line(2, raw, normalize_dispatch)
+        assert said is not None and said.error == f"expected a JSON object, got {kind}"

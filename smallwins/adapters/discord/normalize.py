@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from smallwins.core.events import Event, InvalidEvent
+from pydantic import ValidationError
+
+from smallwins.core.events import Event, InvalidEvent, describe_validation_error
 
 if TYPE_CHECKING:
     from smallwins.adapters.discord.settings import SourceSettings
@@ -345,6 +347,8 @@ def normalize_dispatch(envelope: Mapping[str, Any], rules: CreditRules | None = 
             return _thread_started(d, rules)
     except KeyError as exc:
         raise InvalidEvent(f"{kind} payload lacks {exc.args[0]!r}") from None
+    except ValidationError as exc:  # the event it makes is not valid (a time in the future)
+        raise InvalidEvent(f"{kind} payload: {describe_validation_error(exc, prefix='field ')}") from None
     except (TypeError, ValueError) as exc:
         raise InvalidEvent(f"{kind} payload: {exc}") from None
     return []
