@@ -270,15 +270,15 @@ def _member_joined(d: Mapping[str, Any]) -> list[Event]:
     user = _object(d.get("user"), "user")
     if not user or _is_automated(user):
         return []
-    _snowflake(user.get("id"), "user.id")
-    joined = _time(d.get("joined_at"), snowflake_time(user["id"]))
+    user_id = _snowflake(user.get("id"), "user.id")
+    joined = _time(d.get("joined_at"), snowflake_time(user_id))
     data = _with_name({"guild_id": str(d.get("guild_id"))}, d, user)
     return [
         Event(
-            id=f"joined:{d.get('guild_id')}:{user['id']}:{int(joined.timestamp())}",
+            id=f"joined:{d.get('guild_id')}:{user_id}:{int(joined.timestamp())}",
             source=SOURCE,
             type=JOINED,
-            subject=str(user["id"]),
+            subject=user_id,
             time=joined,
             data=data,
         )

@@ -41,9 +41,9 @@ log = structlog.get_logger(__name__)
 
 #: Events per transaction when a whole file or a history is ingested. Rule states are loaded
 #: and written once per member per batch, so larger batches cost less per event (1M events over
-#: 100k members on SQLite: 10,000 per batch 3.7k ev/s, 25,000 4.0k, 50,000 4.3k, each 50,000
-#: about 190 MB more at peak and a write lock held twice as long); live sources deliver in the
-#: small batches they arrive in.
+#: 100k members on SQLite: 10,000 per batch 3.7k ev/s, 25,000 4.0k, 50,000 4.3k; 50,000 peaked
+#: about 190 MB above 10,000 and holds the write lock twice as long as 25,000); live sources
+#: deliver in the small batches they arrive in.
 BULK_BATCH_SIZE = 25_000
 #: An ingest of at least this many events changes the tables' shape enough to re-sample them.
 LARGE_INGEST = 10_000
