@@ -131,6 +131,8 @@ def test_private_members_are_hidden_from_boards_and_public_cards(served: Served)
         card = http.get(f"/api/members/{shy}/widget.json")
         own = http.get(f"/api/members/{shy}/widget.json", params={"m": served.token(shy)})
         page = http.get("/leaderboards/weekly")
+        past_page = http.get("/leaderboards/weekly", params={"period": "2026-W09"})
+        no_week_page = http.get("/leaderboards/weekly", params={"period": "2026-W99"})
         missing = http.get("/api/leaderboards/yearly")
         past = http.get("/api/leaderboards/weekly", params={"period": "2026-W09"})
         malformed = http.get("/api/leaderboards/weekly", params={"period": "lastweek"})
@@ -143,6 +145,8 @@ def test_private_members_are_hidden_from_boards_and_public_cards(served: Served)
     assert card.status_code == 403 and "private" in card.json()["error"]
     assert own.status_code == 200 and own.json()["member"]["rank"] is None
     assert page.status_code == 200 and "Rae" in page.text and "Quinn" not in page.text
+    assert past_page.status_code == 200 and "(2026-W09)" in past_page.text, "the page shows the week asked for"
+    assert no_week_page.status_code == 400 and "2026-W99" in no_week_page.text
     assert missing.status_code == 404 and "weekly" in missing.json()["error"]
     assert past.status_code == 200 and past.json()["period"] == "2026-W09"
     assert malformed.status_code == 400 and "'lastweek' is not a period of 'weekly'" in malformed.json()["error"]

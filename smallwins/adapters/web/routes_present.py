@@ -94,15 +94,18 @@ def present_routes(web: Web) -> list[Route]:
 
     async def leaderboard_html(request: Request) -> Response:
         board = request.path_params.get("board", documents.ALL_TIME)
+        period = request.query_params.get("period")  # a past week or month, as the API takes it
 
         def load() -> dict[str, Any]:
             with web.app.store.sessions() as session:
-                return documents.leaderboard_document(web.app, session, board, period=None, limit=50)
+                return documents.leaderboard_document(web.app, session, board, period=period, limit=50)
 
         try:
             document = await web.db(load)
         except documents.NotFound as exc:
             return HTMLResponse(pages.message_page("Unknown leaderboard", str(exc)), status_code=404)
+        except documents.BadPeriod as exc:
+            return HTMLResponse(pages.message_page("No such period", str(exc)), status_code=400)
         return HTMLResponse(pages.leaderboard_page(document, documents.boards(web.app)))
 
     async def member_page(request: Request) -> Response:
