@@ -143,6 +143,9 @@ def test_reading_a_store_that_is_not_there_says_so_and_creates_nothing(workdir: 
     line = ('{"id": "1", "source": "discord", "type": "message.posted", "subject": "ada",'
             ' "time": "2026-03-02T13:00:00+01:00"}')
     (workdir / "one.jsonl").write_text(line + "\n")
+    for url in ("sqlite:///:memory:", "sqlite://"):  # stored nothing, yet "3 stored" was reported
+        said = " ".join(run("ingest", "one.jsonl", "--db", url, cwd=workdir, check=False).stderr.split())
+        assert "an in-memory SQLite store" in said and "give a file" in said, said
     run("ingest", "one.jsonl", "--db", "sqlite:///typo.db", cwd=workdir)
     assert (workdir / "typo.db").exists(), "ingesting starts a store where there was none"
     assert run("leaderboard", "--db", "sqlite:///typo.db", cwd=workdir).returncode == 0

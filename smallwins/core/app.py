@@ -128,6 +128,11 @@ def _open_named_store(database_url: str | None, config: AppConfig, *, existing: 
     where = "--db" if database_url else f"{config.path}: [smallwins.store] url"
     if config.core.store.url_env and not database_url and os.environ.get(config.core.store.url_env):
         where = f"${config.core.store.url_env} (named by {config.path}: [smallwins.store] url_env)"
+    if _in_memory_sqlite(url):
+        raise ConfigError(
+            f"{where}: an in-memory SQLite store ('{url}') is gone when the command ends and is not shared"
+            " between the threads that ingest and deliver: give a file, e.g. sqlite:///smallwins.db"
+        )
     if existing:
         missing = _missing_sqlite_file(url)
         if missing is not None:
@@ -140,6 +145,14 @@ def _open_named_store(database_url: str | None, config: AppConfig, *, existing: 
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         shown = make_url(url).render_as_string(hide_password=True) if not isinstance(exc, ArgumentError) else url
         raise ConfigError(f"{where}: cannot open the store at '{shown}': {_store_failure(exc)}") from exc
+
+
+def _in_memory_sqlite(url: str) -> bool:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # open_store says what is wrong with it
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
