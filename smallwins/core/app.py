@@ -128,18 +128,17 @@ def _open_named_store(database_url: str | None, config: AppConfig, *, existing: 
     where = "--db" if database_url else f"{config.path}: [smallwins.store] url"
     if config.core.store.url_env and not database_url and os.environ.get(config.core.store.url_env):
         where = f"${config.core.store.url_env} (named by {config.path}: [smallwins.store] url_env)"
-    if _in_memory_sqlite(url):
+    database = _sqlite_database(url)
+    if database in ("", ":memory:"):
         raise ConfigError(
             f"{where}: an in-memory SQLite store ('{url}') is gone when the command ends and is not shared"
             " between the threads that ingest and deliver: give a file, e.g. sqlite:///smallwins.db"
         )
-    if existing:
-        missing = _missing_sqlite_file(url)
-        if missing is not None:
-            raise ConfigError(
-                f"{where}: there is no store at '{missing}' (nothing was ingested there: check the path,"
-                " or run `smallwins ingest` or ./scripts/demo first)"
-            )
+    if existing and database is not None and not Path(database).exists():
+        raise ConfigError(
+            f"{where}: there is no store at '{database}' (nothing was ingested there: check the path,"
+            " or run `smallwins ingest` or ./scripts/demo first)"
+        )
     try:
         return open_store(url)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
@@ -147,24 +146,14 @@ def _open_named_store(database_url: str | None, config: AppConfig, *, existing: 
         raise ConfigError(f"{where}: cannot open the store at '{shown}': {_store_failure(exc)}") from exc
 
 
-def _in_memory_sqlite(url: str) -> bool:
+def _sqlite_database(url: str) -> str | None:
+    """The database a SQLite URL names (empty or ``:memory:``: in memory); ``None`` for another
+    database, or for text that is no URL (open_store says what is wrong with it)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return False  # open_store says what is wrong with it
-    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
-
-
-def _missing_sqlite_file(url: str) -> Path | None:
-    """The file a SQLite URL names when it does not exist (``None``: it exists, or not SQLite/a file)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return None  # open_store says what is wrong with it
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
-    path = Path(parsed.database)
-    return None if path.exists() else path
+    return (parsed.database or "") if parsed.get_backend_name() == "sqlite" else None
 
 
 def _store_failure(exc: Exception) -> str:

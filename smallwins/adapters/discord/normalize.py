@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from smallwins.adapters.discord.settings import SNOWFLAKE
 from smallwins.core.events import Event, InvalidEvent, describe_validation_error
 
 if TYPE_CHECKING:
@@ -91,12 +92,11 @@ class CreditRules:
 
 
 def _snowflake(value: Any, field: str) -> str:
-    """A Discord id as text, or :class:`InvalidEvent` naming the field (a list or a name would
-    otherwise become a member's account)."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64:
-        return str(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
-        return value
+    """A Discord id as text (the pattern the settings check ids with), or :class:`InvalidEvent`
+    naming the field (a list or a name would otherwise become a member's account)."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if SNOWFLAKE.match(text):
+        return text
     raise InvalidEvent(f"'{field}' is not a Discord id (a snowflake: digits), got {_shown(value)}")
 
 
