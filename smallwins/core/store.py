@@ -206,7 +206,7 @@ class StoredEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(40))
     event_id: Mapped[str] = mapped_column(String(200))
-    type: Mapped[str] = mapped_column(String(80), index=True)
+    type: Mapped[str] = mapped_column(String(80))
     subject: Mapped[str] = mapped_column(String(320))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     time: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -222,8 +222,10 @@ class StoredEvent(Base):
 
     __table_args__ = (
         UniqueConstraint("source", "event_id", name="uq_event_source_id"),
+        # A member's history, in time order (replays, unlinking an account: member and subject).
+        # Neither type nor (source, subject) is indexed: no query needs them, and every stored
+        # event paid for both (migration 0012).
         Index("ix_events_member_time", "member_id", "time"),
-        Index("ix_events_source_subject", "source", "subject"),
         # Finding the event a platform object earned (a deleted Discord message) by its URL; a
         # hash index on PostgreSQL, whose btree refuses keys over ~2.7 kB.
         Index("ix_events_proof", "proof", postgresql_using="hash"),
