@@ -68,3 +68,25 @@ def test_a_late_event_redates_and_upgrades_stored_awards(store) -> None:
         ("three-posts", "active", None, T + timedelta(hours=2)),
         ("trophy", "active", "silver", T - timedelta(hours=5)),
     ]
+
+
+def test_awards_of_one_moment_keep_the_order_they_were_made_in(store) -> None:
+    """A member's awards are listed by when they were earned, then in the order they were made:
+    the catalogue's, for awards one event earned together. Rows are written in member order
+    (``awards.sync``); that must not reorder one member's awards (say, alphabetically)."""
+    catalogue = {
+        "zeta-first-post": {"rule": "count", "events": ["message.posted"], "threshold": 1},
+        "alpha-first-post": {"rule": "count", "events": ["message.posted"], "threshold": 1},
+    }
+    engine = engine_of(store, Clock(T + timedelta(days=1)), catalogue)
+    # ann's account comes first (the lower member id), bea's post is earlier (her awards are made first)
+    ann = Event(id="a1", source="discord", type="message.posted", subject="ann", time=T + timedelta(hours=2))
+    bea = Event(id="b1", source="discord", type="message.posted", subject="bea", time=T + timedelta(hours=1))
+    list(engine.ingest_many([ann, bea]))
+    with store.sessions() as session:
+        listed: dict[int, list[str]] = {}
+        for member_id, achievement_id in session.execute(
+            select(Award.member_id, Award.achievement_id).order_by(Award.awarded_at, Award.id)
+        ):
+            listed.setdefault(member_id, []).append(achievement_id)
+    assert list(listed.values()) == [["zeta-first-post", "alpha-first-post"]] * 2
