@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from smallwins.core import awards, rule_states
 from smallwins.core.contract import MemberSnapshot
+from smallwins.core.events import MAX_STORED_INT
 from smallwins.core.holdout import hidden_from
 from smallwins.core.leaderboards import ranks_of
 from smallwins.core.rules import Catalogue, RuleContext
@@ -29,16 +30,13 @@ class MemberNotFound(LookupError):
     """No member matches what was asked for."""
 
 
-#: Ids are 64-bit integers in both databases.
-MAX_MEMBER_ID = 2**63 - 1
-
 def find_member(session: Session, ref: str) -> Member:
     """A member by id (``42``), platform account (``discord:1234``) or exact display name.
 
     A merged member's id leads to the member it was merged into.
     """
     member: Member | None = None
-    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_MEMBER_ID:  # a bigger number is no id
+    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_STORED_INT:  # ids are 64-bit: a bigger number is no id
         member = session.get(Member, int(ref))
     elif ":" in ref:
         platform, account = ref.split(":", 1)
