@@ -162,7 +162,7 @@ def replay(history: list[HistoryItem], achievements: list[Achievement], base: Ru
                 new_state = achievement.rule.apply(achievement.params, state, event, ctx)
                 if new_state is None:
                     continue
-                met = achievement.rule.progress(achievement.params, new_state, ctx).met
+                met = achievement.standing(new_state, ctx).met
             except Exception as exc:  # a faulty rule skips the event, as in a live ingest
                 rule_failed(achievement, event, exc)
                 continue

@@ -8,10 +8,11 @@ every achievement may have whatever its rule: a season window, a voucher, a role
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from functools import cached_property
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -50,6 +51,27 @@ class Progress:
         return f"{min(self.current, self.target)} of {self.target} {self.unit}"
 
 
+class Standing(NamedTuple):
+    """What the engine needs of a state after each event: whether it is met, and the tier held.
+
+    :class:`Progress` is for people (the number shown, the detail); the engine asks for this
+    once per event and achievement, so a rule may answer it without building any of that (see
+    ``standing`` in :class:`RuleType`).
+    """
+
+    met: bool
+    tier: str | None = None
+    tier_rank: int = 0
+
+    @classmethod
+    def of(cls, progress: Progress) -> Standing:
+        return cls(progress.met, progress.tier, progress.tier_rank)
+
+
+MET = Standing(True)
+NOT_MET = Standing(False)
+
+
 @dataclass(frozen=True)
 class RuleContext:
     """What a rule may know beyond the event: whose state it is, their time zone, who acted.
@@ -79,6 +101,11 @@ class RuleType(Protocol):
     skips ``progress`` after applying an event to a state already met (it runs once per event and
     achievement otherwise); a changed catalogue is re-evaluated by ``smallwins backfill``.
     Without it, the engine asks every time.
+
+    A rule may also define ``standing(params, state, ctx) -> Standing``: what ``progress`` says
+    of met, tier and tier rank, without the shown number and detail. The engine asks for it after
+    every event it applies, where ``progress`` (a streak's deadline, a label) would be built for
+    nobody; without it, the engine takes them from ``progress``.
     """
 
     @property
@@ -148,6 +175,20 @@ class Achievement:
     def target_triggers(self) -> frozenset[str]:
         method = getattr(self.rule, "target_triggers", None)
         return method(self.params) if method is not None else frozenset()
+
+    def standing(self, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        """Met, tier and tier rank of ``state``: the rule's own ``standing`` when it has one."""
+        return self._standing(self.params, state, ctx)
+
+    @cached_property
+    def _standing(self) -> Callable[[Any, Mapping[str, Any], RuleContext | None], Standing]:
+        method: Callable[[Any, Mapping[str, Any], RuleContext | None], Standing] | None = getattr(
+            self.rule, "standing", None
+        )
+        if method is not None:
+            return method
+        progress = self.rule.progress
+        return lambda params, state, ctx: Standing.of(progress(params, state, ctx))
 
     def accepts(self, event: Event) -> bool:
         """Whether the event may count at all (a seasonal achievement ignores the off-season)."""

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from smallwins.core.events import Event, EventType
 from smallwins.core.hookspecs import hookimpl
-from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
+from smallwins.core.rules import MAX_EVIDENCE, MET, NOT_MET, Progress, RuleContext, RuleType, Standing
 from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
@@ -94,6 +94,9 @@ class ApprovedCountRule(ScopedRule):
         return Progress(
             current=state.get("approved", 0), target=params.threshold, unit=params.unit, detail={"awaiting": waiting}
         )
+
+    def standing(self, params: ApprovedParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        return MET if state.get("approved", 0) >= params.threshold else NOT_MET
 
 
 RULE: RuleType = ApprovedCountRule()

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
-from smallwins.core.rules import Progress, RuleContext, RuleType
+from smallwins.core.rules import MET, NOT_MET, Progress, RuleContext, RuleType, Standing
 from smallwins.rule_types.calendar import add_period, gaps, period_label, period_of
 from smallwins.rule_types.scope import EventScope, ScopedRule
 
@@ -39,9 +39,17 @@ class ComebackRule(ScopedRule):
         return None if days is None else {"days": days}
 
     def progress(self, params: ComebackParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
-        back = [after for before, after in gaps(state.get("days", [])) if after - before - 1 >= params.inactive_days]
+        back = _returns(params, state)
         detail = {"returned_on": period_label(back[0], "day")} if back else {}
         return Progress(1 if back else 0, 1, "return", detail=detail)
+
+    def standing(self, params: ComebackParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        return MET if _returns(params, state) else NOT_MET
+
+
+def _returns(params: ComebackParams, state: Mapping[str, Any]) -> list[int]:
+    """The days the member came back on after at least ``inactive_days`` away."""
+    return [after for before, after in gaps(state.get("days", [])) if after - before - 1 >= params.inactive_days]
 
 
 RULE: RuleType = ComebackRule()

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
-from smallwins.core.rules import MAX_EVIDENCE, Progress, RuleContext, RuleType
+from smallwins.core.rules import MAX_EVIDENCE, MET, NOT_MET, Progress, RuleContext, RuleType, Standing
 from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
@@ -44,6 +44,9 @@ class CountRule(ScopedRule):
 
     def progress(self, params: CountParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
         return Progress(current=state.get("count", 0), target=params.threshold, unit=params.unit)
+
+    def standing(self, params: CountParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        return MET if state.get("count", 0) >= params.threshold else NOT_MET
 
 
 RULE: RuleType = CountRule()

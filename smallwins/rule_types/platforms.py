@@ -9,7 +9,7 @@ from pydantic import Field
 
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
-from smallwins.core.rules import Progress, RuleContext, RuleType
+from smallwins.core.rules import MET, NOT_MET, Progress, RuleContext, RuleType, Standing
 from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
@@ -39,6 +39,9 @@ class PlatformsRule(ScopedRule):
     def progress(self, params: PlatformsParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
         sources = state.get("sources", [])
         return Progress(len(sources), params.min_sources, params.unit, detail={"sources": sources})
+
+    def standing(self, params: PlatformsParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        return MET if len(state.get("sources", [])) >= params.min_sources else NOT_MET
 
 
 RULE: RuleType = PlatformsRule()

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
-from smallwins.core.rules import Progress, RuleContext, RuleType
+from smallwins.core.rules import MET, NOT_MET, Progress, RuleContext, RuleType, Standing
 from smallwins.rule_types.calendar import add_period, period_end, period_of
 from smallwins.rule_types.scope import EventScope, ScopedRule
 
@@ -106,6 +106,10 @@ class StreakRule(ScopedRule):
             earned=summary.longest >= params.target,
             detail=detail,
         )
+
+    def standing(self, params: StreakParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        # earned by the longest streak, which does not depend on today (nor, so, on ctx.now)
+        return MET if summarize(state.get("periods", []), params).longest >= params.target else NOT_MET
 
 
 RULE: RuleType = StreakRule()

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from smallwins.core.events import Event
 from smallwins.core.hookspecs import hookimpl
-from smallwins.core.rules import Progress, RuleContext, RuleType
+from smallwins.core.rules import NOT_MET, Progress, RuleContext, RuleType, Standing
 from smallwins.rule_types.scope import EventScope, ScopedRule
 
 
@@ -58,10 +58,7 @@ class TrophyRule(ScopedRule):
 
     def progress(self, params: TrophyParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Progress:
         count, sources = state.get("count", 0), len(state.get("sources", []))
-        rank = 0
-        for index, tier in enumerate(params.tiers, start=1):
-            if count >= tier.threshold and sources >= tier.min_sources:
-                rank = index
+        rank = _tier_rank(params, count, sources)
         upcoming = params.tiers[min(rank, len(params.tiers) - 1)]
         detail = {"sources": sources, "next_tier": upcoming.name if rank < len(params.tiers) else None}
         if rank < len(params.tiers):
@@ -75,6 +72,19 @@ class TrophyRule(ScopedRule):
             tier_rank=rank,
             detail=detail,
         )
+
+    def standing(self, params: TrophyParams, state: Mapping[str, Any], ctx: RuleContext | None = None) -> Standing:
+        rank = _tier_rank(params, state.get("count", 0), len(state.get("sources", [])))
+        return Standing(True, params.tiers[rank - 1].name, rank) if rank else NOT_MET
+
+
+def _tier_rank(params: TrophyParams, count: int, sources: int) -> int:
+    """The highest tier (1 = the first) whose count and sources are reached; 0 for none."""
+    rank = 0
+    for index, tier in enumerate(params.tiers, start=1):
+        if count >= tier.threshold and sources >= tier.min_sources:
+            rank = index
+    return rank
 
 
 RULE: RuleType = TrophyRule()

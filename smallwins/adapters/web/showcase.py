@@ -58,7 +58,7 @@ def one_click_away(app: App, *, now: datetime, candidates: int = 500) -> tuple[i
                     continue
                 state = states.get(achievement.id) or achievement.rule.initial_state(achievement.params)
                 after = achievement.rule.apply(achievement.params, state, click, ctx)
-                if after is not None and achievement.rule.progress(achievement.params, after, ctx).met:
+                if after is not None and achievement.standing(after, ctx).met:
                     return member_id, name, achievement.name
     return None
 

@@ -72,7 +72,7 @@ class Evaluation(EngineCore):
                 new_state = achievement.rule.apply(achievement.params, state, event, ctx)
                 if new_state is None:  # by the rule contract, changes nothing in any order: no write
                     continue
-                after = None if final else achievement.rule.progress(achievement.params, new_state, ctx)
+                after = None if final else achievement.standing(new_state, ctx)
             except Exception as exc:  # a faulty rule skips the event; the rest of the batch goes on
                 session.info.setdefault(RULE_FAILURES, {}).setdefault(event.key, rule_failed(achievement, event, exc))
                 continue
@@ -98,7 +98,7 @@ class Evaluation(EngineCore):
             elif (
                 row.met
                 and after.tier
-                and after.tier_rank > achievement.rule.progress(achievement.params, state, ctx).tier_rank
+                and after.tier_rank > achievement.standing(state, ctx).tier_rank
             ):
                 awards.change_tier(
                     session,

@@ -42,7 +42,7 @@ class Recomputation(Evaluation):
         earned: dict[str, tuple[datetime, str | None]] = {}
         for achievement_id, met_at in result.met_at.items():
             achievement = self.catalogue.achievements[achievement_id]
-            tier = achievement.rule.progress(achievement.params, result.states[achievement_id], ctx).tier
+            tier = achievement.standing(result.states[achievement_id], ctx).tier
             earned[achievement_id] = (met_at, tier)
         awards.sync(session)  # the awards this transaction made or changed, before reading the table
         held = {

@@ -161,7 +161,7 @@ class Settlement(Recomputation):
             held = awards.find_award(session, member.id, achievement.id)
             reason = f"replayed in event-time order after {cause}"
             if met_at is not None:
-                tier = achievement.rule.progress(achievement.params, state, ctx).tier
+                tier = achievement.standing(state, ctx).tier
                 if held is None or (held.status == "revoked" and held.origin == awards.RULE):
                     if self._award_by_rule(session, member, achievement, state, tier=tier, earned_at=met_at,
                                            reason=reason):
