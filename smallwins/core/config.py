@@ -297,7 +297,8 @@ def _parse_leaderboards(tables: Mapping[str, Any], *, path: Path) -> dict[str, L
             entry = LeaderboardEntry.model_validate(table)
         except ValidationError as exc:
             raise ConfigError(validation_message(path, where, exc)) from None
-        window = Window(entry.start, entry.end) if entry.start and entry.end else None
+        # In UTC, as events' times are: comparing instants of one zone skips both offsets (per credit)
+        window = Window(entry.start.astimezone(UTC), entry.end.astimezone(UTC)) if entry.start and entry.end else None
         boards[board_id] = LeaderboardSpec(id=board_id, name=entry.name, period=entry.period, window=window)
     return boards
 

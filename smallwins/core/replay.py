@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from smallwins.core.events import Event
@@ -52,8 +52,17 @@ class Position:
         return cls(max(event.time, contribution_time), APPROVAL + event.key)
 
 
-def event_from_row(row: StoredEvent) -> Event:
-    """Rebuild a stored event without re-validating it (it was validated on the way in)."""
+#: What :func:`event_from_row` reads: hot paths select these columns as plain rows, which costs a
+#: fraction of loading ``StoredEvent`` objects they would only read.
+EVENT_COLUMNS = (
+    StoredEvent.event_id, StoredEvent.source, StoredEvent.type, StoredEvent.subject, StoredEvent.time,
+    StoredEvent.proof, StoredEvent.data,
+)
+
+
+def event_from_row(row: StoredEvent | Row[Any]) -> Event:
+    """Rebuild a stored event without re-validating it (it was validated on the way in), from a
+    ``StoredEvent`` or a row of at least :data:`EVENT_COLUMNS`."""
     return Event.model_construct(
         id=row.event_id,
         source=row.source,
@@ -91,22 +100,24 @@ def member_histories(
     histories: dict[int, list[HistoryItem]] = {member_id: [] for member_id in member_ids}
     if not member_ids:
         return histories
-    own_rows = session.scalars(
-        select(StoredEvent).where(
+    own_rows = session.execute(
+        select(*EVENT_COLUMNS, StoredEvent.member_id).where(
             StoredEvent.member_id.in_(member_ids),
             StoredEvent.type.in_(own_types),
             StoredEvent.retracted.is_(False),
         )
     ).all()
+    contributions: dict[str, tuple[int, datetime]] = {}
     for row in own_rows:
-        histories[row.member_id].append(HistoryItem(event_from_row(row), Position(row.time, OWN + row.key)))
+        event = event_from_row(row)
+        histories[row.member_id].append(HistoryItem(event, Position(row.time, OWN + event.key)))
+        contributions[event.key] = (row.member_id, row.time)
     if target_types:
-        contributions = {row.key: (row.member_id, row.time) for row in own_rows}
         theirs = select(StoredEvent.source + ":" + StoredEvent.event_id).where(
             StoredEvent.member_id.in_(member_ids), StoredEvent.retracted.is_(False)
         )
-        approvals = session.scalars(
-            select(StoredEvent).where(
+        approvals = session.execute(
+            select(*EVENT_COLUMNS, StoredEvent.member_id, StoredEvent.target).where(
                 StoredEvent.target.in_(theirs), StoredEvent.type.in_(target_types), StoredEvent.retracted.is_(False)
             )
         ).all()

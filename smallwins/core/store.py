@@ -63,16 +63,12 @@ def sqlite_timestamp(value: datetime | None) -> str | None:
     """A timestamp as SQLAlchemy stores it in SQLite: naive UTC text, always six fraction digits.
 
     Remembered: the rows of a batch repeat a few instants (its commit time, the event that
-    moved several states), and formatting one costs 40x a lookup on this kind of machine.
+    moved several states), and formatting one costs 15x a lookup on this kind of machine.
     Equal instants in other zones hash alike and format alike.
     """
     if value is None:
         return None
-    value = as_utc(value)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    return as_utc(value).isoformat(" ", "microseconds")[:26]  # without the "+00:00" of UTC
 
 
 @functools.lru_cache(maxsize=16_384)

@@ -28,7 +28,7 @@ from smallwins.core.pipeline.outcomes import (
     is_deadlock,
     unresolved,
 )
-from smallwins.core.replay import Position
+from smallwins.core.replay import OWN, Position
 from smallwins.core.rules import RuleContext
 from smallwins.core.store import (
     Member,
@@ -130,7 +130,8 @@ class Ingestion(Handoffs):
                 select(StoredEvent.retracts).where(one_of(session, StoredEvent.retracts, {e.key for e in batch}))
             )
         )
-        order = sorted(range(len(batch)), key=lambda i: Position.own(batch[i]))
+        # Position.own's order, (time, own token), compared as plain tuples (no object per event)
+        order = sorted(range(len(batch)), key=lambda i: (batch[i].time, OWN + batch[i].key))
         special = [i for i in order if batch[i].type == LINK_EVENT or batch[i].retracts is not None]
         plain = [i for i in order if batch[i].type != LINK_EVENT and batch[i].retracts is None]
         outcomes: dict[int, IngestOutcome] = {}

@@ -17,7 +17,7 @@ from smallwins.core.pipeline.outcomes import (
     unresolved,
 )
 from smallwins.core.pipeline.store_events import Storage
-from smallwins.core.replay import Position, event_from_row
+from smallwins.core.replay import EVENT_COLUMNS, Position, event_from_row
 from smallwins.core.store import (
     Member,
     StoredEvent,
@@ -53,8 +53,8 @@ class Routing(Storage):
         keys = [e.key for e in events if self._collects_approvals(e.type)]
         waiting: dict[str, list[tuple[int, Event]]] = {}
         for start in range(0, len(keys), identity.LOOKUP_CHUNK):
-            for row in session.scalars(
-                select(StoredEvent).where(
+            for row in session.execute(
+                select(*EVENT_COLUMNS, StoredEvent.member_id, StoredEvent.target).where(
                     one_of(session, StoredEvent.target, keys[start : start + identity.LOOKUP_CHUNK]),
                     StoredEvent.retracted.is_(False),
                 )
