@@ -98,8 +98,9 @@ class RuleType(Protocol):
     A rule may also set ``final_once_met = True``: once ``progress`` says met, applying a later
     event (in event-time order: an earlier one arriving late is replayed from history instead)
     never unmeets it or changes its tier, under the same parameters (a count). The engine then
-    skips ``progress`` after applying an event to a state already met (it runs once per event and
-    achievement otherwise); a changed catalogue is re-evaluated by ``smallwins backfill``.
+    does not ask for the standing (below) of a state already met after applying an event to it (it
+    asks once per event and achievement otherwise); a changed catalogue is re-evaluated by
+    ``smallwins backfill``.
     Without it, the engine asks every time.
 
     A rule may also define ``standing(params, state, ctx) -> Standing``: what ``progress`` says
