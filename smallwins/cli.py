@@ -298,13 +298,8 @@ def ingest_with_workers(
         if source is not None and source not in smallwins.host.sources():
             raise fail(f"no installed source named '{source}'")
         url = smallwins.store.engine.url.render_as_string(hide_password=False)
-        normalize = smallwins.normalizer(source) if source else None
-        total = rejected = 0
-        for result in read_lines(file, normalize=normalize):  # the workers read it too; reported once here
-            total += max(1, len(result.events))
-            if result.error is not None:
-                rejected += 1
-                errors.print(f"[yellow]{escape(str(file))}:{result.line_number}:[/] {escape(result.error)}")
+        with file.open("rb") as handle:  # the workers parse it; the bar counts lines (a payload may give several)
+            total = sum(1 for line in handle if line.strip())
         with progress_bar() as bar:
             task = bar.add_task(f"ingesting {escape(file.name)} with {workers} workers", total=total)
             try:
@@ -320,14 +315,18 @@ def ingest_with_workers(
             except WorkerFailed as exc:
                 raise fail(str(exc)) from None
             bar.update(task, completed=total)
+        for number, error in totals.rejections:
+            errors.print(f"[yellow]{escape(str(file))}:{number}:[/] {escape(error)}", highlight=False, soft_wrap=True)
+        if totals.rejected > len(totals.rejections):
+            errors.print(f"[yellow]{totals.rejected - len(totals.rejections)} more refused lines left out[/]")
         for warning in totals.warnings:
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
     console.print(
-        f"{totals.stored} stored, {totals.duplicates} already known, {rejected} rejected, "
+        f"{totals.stored} stored, {totals.duplicates} already known, {totals.rejected} rejected, "
         f"{totals.awarded} achievements awarded by {workers} workers; presenters updated: {delivered}"
     )
-    if rejected:
+    if totals.rejected:
         raise typer.Exit(code=1)
 
 

@@ -168,3 +168,41 @@ def test_workers_print_the_warnings_a_single_process_would(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "3 stored" in done.stdout
     assert "discord:w2: unknown event type 'weird.thing'" in done.stderr.replace("\n", "")
+
+
+@pytest.mark.postgres
+def test_workers_report_each_refused_line_once_in_file_order(tmp_path: Path) -> None:
+    """No worker knows the owner of a broken line: worker 0 reports it, and only it, as one process would."""
+    postgres_url = pg_url()
+    reset_postgres(postgres_url)
+    config = write_config(tmp_path)
+    at = START.isoformat()
+    good = [
+        json.dumps({"id": f"g{n}", "source": "discord", "type": "message.posted", "subject": f"m{n}", "time": at})
+        for n in range(12)  # accounts of every partition
+    ]
+    lines = [
+        good[0], "{not json", *good[1:4],
+        json.dumps({"id": "x1", "source": "discord", "type": "message.posted", "time": at}),  # no subject
+        *good[4:8], "[1, 2]",
+        json.dumps({"id": "x2", "source": "discord", "type": "message.posted", "subject": "m1", "time": "soon"}),
+        *good[8:],
+    ]
+    data = tmp_path / "e.jsonl"
+    data.write_bytes(("\n".join(lines) + "\n").encode() + b'{"id": "\xff"}\n')
+
+    def refused(stderr: str, stdout: str) -> tuple[list[str], str]:
+        said = [line for line in stderr.splitlines() if line.startswith(f"{data}:")]
+        return said, " ".join(stdout.split())
+
+    single = subprocess.run([str(EXE), "ingest", str(data), "-c", str(config), "--db",
+                             f"sqlite:///{tmp_path / 'one.db'}"], capture_output=True, text=True, timeout=300)
+    parallel = subprocess.run([str(EXE), "ingest", str(data), "-c", str(config), "--db", postgres_url,
+                               "--workers", "3"], capture_output=True, text=True, timeout=300)
+    one_said, one_summary = refused(single.stderr, single.stdout)
+    said, summary = refused(parallel.stderr, parallel.stdout)
+    assert single.returncode == parallel.returncode == 1, parallel.stderr
+    assert [line.split(":")[1] for line in said] == ["2", "6", "11", "12", "17"], parallel.stderr
+    assert said == one_said
+    assert "12 stored" in summary and "5 rejected" in summary and "5 rejected" in one_summary
+    assert stored(postgres_url) == 12

@@ -17,7 +17,14 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smallwins.core.contract import EventSink, PluginContext, SourceSpec
-from smallwins.core.events import Event, InvalidEvent, describe_validation_error, load_json, parse_event
+from smallwins.core.events import (
+    Event,
+    InvalidEvent,
+    describe_validation_error,
+    json_kind,
+    load_json,
+    parse_event,
+)
 from smallwins.core.hookspecs import hookimpl
 
 log = structlog.get_logger(__name__)
@@ -65,7 +72,7 @@ def parse_line(number: int, raw: bytes, normalize: Normalizer | None = None) -> 
     except InvalidEvent as exc:
         return LineResult(number, error=str(exc))
     if not isinstance(payload, dict):
-        return LineResult(number, error=f"expected a JSON object, got {_json_kind(payload)}")
+        return LineResult(number, error=f"expected a JSON object, got {json_kind(payload)}")
     try:
         return LineResult(number, events=tuple(normalize(payload)))
     except ValidationError as exc:  # the event the source made is not valid (a time in the future)
@@ -73,19 +80,6 @@ def parse_line(number: int, raw: bytes, normalize: Normalizer | None = None) -> 
         return LineResult(number, error=f"the source's event is invalid: {reason}")
     except Exception as exc:  # one payload a source chokes on (its bug or ours) must not stop the file
         return LineResult(number, error=f"the source could not normalize it: {type(exc).__name__}: {exc}")
-
-
-def _json_kind(value: Any) -> str:
-    """What a JSON value is, in JSON's words (an operator's file is JSON, not Python)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else type(value).__name__
 
 
 def read_lines(path: Path, *, start_line: int = 1, normalize: Normalizer | None = None) -> Iterator[LineResult]:

@@ -225,12 +225,25 @@ def load_json(text: str) -> Any:
         raise InvalidEvent(f"not accepted: {exc}") from None
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (an operator's file is JSON, not Python)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else type(value).__name__
+
+
 def parse_event(payload: Mapping[str, Any] | str) -> Event:
     """Validate a mapping (or one JSON text) into an :class:`Event`, or raise :class:`InvalidEvent`."""
     if isinstance(payload, str):
         payload = load_json(payload)
     if not isinstance(payload, Mapping):
-        raise InvalidEvent(f"expected a JSON object, got {type(payload).__name__}")
+        raise InvalidEvent(f"expected a JSON object, got {json_kind(payload)}")
     try:
         return Event.model_validate(payload)
     except ValidationError as exc:

@@ -103,7 +103,7 @@ def test_hook_items_keep_good_entries_and_explain_bad_ones() -> None:
     }
     items = hook_items("shop", body, allowed_types=[], limit=10)
     assert items[0].event is not None and items[0].event.source == "shop"
-    assert items[1].error == "expected a JSON object, got str"
+    assert items[1].error == "expected a JSON object, got a string"
     assert items[2].error is not None and "source 'evil'" in items[2].error
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from smallwins.adapters.web.settings import FormSettings
-from smallwins.core.events import Event, InvalidEvent, parse_event
+from smallwins.core.events import Event, InvalidEvent, json_kind, parse_event
 
 SOURCE = "web"
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -195,7 +195,7 @@ def hook_items(source: str, body: Any, *, allowed_types: Sequence[str], limit: i
     for index, entry in enumerate(entries):
         entry_id = str(entry.get("id"))[:200] if isinstance(entry, Mapping) and entry.get("id") is not None else None
         if not isinstance(entry, Mapping):
-            items.append(HookItem(index, error=f"expected a JSON object, got {type(entry).__name__}"))
+            items.append(HookItem(index, error=f"expected a JSON object, got {json_kind(entry)}"))
             continue
         payload = dict(entry)
         given = payload.setdefault("source", source)
