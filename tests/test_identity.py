@@ -5,10 +5,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from smallwins.core.config import load_catalogue
 from smallwins.core.engine import Engine
 from smallwins.core.identity import AccountRef, IdentityError
+from smallwins.core.plugins import PluginHost
 from smallwins.core.store import AuditEntry, Award, Member, Store, StoredEvent
 from smallwins.core.views import find_member, member_snapshot
+from tests.conftest import REPO, T0
 
 DISCORD = AccountRef("discord", "d1")
 YOUTUBE = AccountRef("youtube", "UCyt1")
@@ -183,3 +186,57 @@ def test_unlink_sorts_vouchers_back_when_the_merge_showed_the_claimed_one(store:
     with store.sessions() as session:
         holders = {v.code: v.member_id for v in session.scalars(select(Voucher))}
     assert holders == {issued[ada_id]: ada_id, issued[zed_id]: zed_id}
+
+
+def _reactions_from_two_accounts(make_event) -> tuple[list, list]:
+    """Pia posts three times; Quinn reacts to each post from Discord and from YouTube."""
+    posts = [make_event(subject="pia", at=T0 + timedelta(hours=n)) for n in range(3)]
+    reactions = [
+        make_event(type="reaction.added", subject=who, source=source, at=post.time + timedelta(minutes=5),
+                   target=post.key)
+        for post in posts
+        for source, who in (("discord", "quinn"), ("youtube", "UCquinn"))
+    ]
+    return posts, reactions
+
+
+@pytest.fixture
+def demo_engine(store: Store, host: PluginHost, clock) -> Engine:
+    """An engine with the demo catalogue, whose Helping Hand wants two distinct reactors per post."""
+    return Engine(store, load_catalogue(REPO / "achievements.toml", host.rule_types()), clock=clock)
+
+
+def _helping_hand(store: Store, engine: Engine) -> tuple[int, bool]:
+    _, _, progress, held = standing(store, engine, "discord:pia")
+    return progress["helping-hand"], "helping-hand" in held
+
+
+@pytest.mark.parametrize("link", ["before", "in the same batch", "after", "by the command after"])
+def test_a_link_joins_the_approvals_its_accounts_gave(
+    demo_engine: Engine, store: Store, make_event, link: str
+) -> None:
+    """Two reactions from one person's two accounts are one person's, whenever the link arrives:
+    Helping Hand (two distinct reactors per post, three posts) is never Pia's."""
+    posts, reactions = _reactions_from_two_accounts(make_event)
+    code = demo_engine.issue_link_code(AccountRef("discord", "quinn"))
+    presented = make_event(type="link.code_presented", subject="UCquinn", source="youtube", code=code,
+                           at=T0 + timedelta(minutes=20))  # within the code's half hour
+    if link == "before":
+        demo_engine.ingest(presented)
+    list(demo_engine.ingest_many([*posts, *reactions, *([presented] if link == "in the same batch" else [])]))
+    assert link in {"before", "in the same batch"} or _helping_hand(store, demo_engine) == (3, True)
+    if link == "after":
+        demo_engine.ingest(presented)
+    elif link == "by the command after":
+        demo_engine.redeem_link_code(code, AccountRef("youtube", "UCquinn"))
+    assert _helping_hand(store, demo_engine) == (0, False)
+
+
+def test_an_unlink_parts_the_approvals_its_account_gave(demo_engine: Engine, store: Store, make_event) -> None:
+    posts, reactions = _reactions_from_two_accounts(make_event)
+    code = demo_engine.issue_link_code(AccountRef("discord", "quinn"))
+    demo_engine.redeem_link_code(code, AccountRef("youtube", "UCquinn"))
+    list(demo_engine.ingest_many([*posts, *reactions]))
+    assert _helping_hand(store, demo_engine) == (0, False)
+    demo_engine.unlink(AccountRef("youtube", "UCquinn"))
+    assert _helping_hand(store, demo_engine) == (3, True)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from smallwins.core.identity import AccountRef
 from smallwins.core.store import Award, Member, PeriodPoints, open_store
 from tests.conftest import Clock
 from tests.rules_helpers import engine_of, progress_of
@@ -80,6 +81,14 @@ def build_events(raw):
     return events
 
 
+def link_event(hour: int):
+    """Ann's YouTube account presents a link code of her Discord account (its code: see :func:`standing`)."""
+    from smallwins.core.events import Event
+
+    at = START + timedelta(hours=hour)
+    return Event(id="link", source="youtube", type="link.code_presented", subject="ann-yt", time=at, data={"code": ""})
+
+
 def standing(events, order, batch_size):
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{Path(tmp) / 'order.db'}")
@@ -92,6 +101,9 @@ def standing(events, order, batch_size):
             points={"message.posted": 2, "comment.posted": 2, "reaction.added": 1},
             leaderboards={"weekly": {"name": "Weekly", "period": "week"}},
         )
+        if any(e.type == "link.code_presented" for e in events):  # valid until half an hour after "now"
+            code = engine.issue_link_code(AccountRef("discord", "ann"))
+            events = [e.model_copy(update={"data": {"code": code}}) if e.id == "link" else e for e in events]
         list(engine.ingest_many([events[i] for i in order], batch_size=batch_size))
         with store.sessions() as session:
             held = sorted(
@@ -129,6 +141,9 @@ def test_any_order_and_batching_reach_the_same_standing(raw, data) -> None:
     events = build_events(raw)
     if not events:
         return
+    linked_at = data.draw(st.none() | st.integers(0, 20 * 24))  # Ann's two accounts joined, at some point
+    if linked_at is not None:
+        events.append(link_event(linked_at))
     shuffled = data.draw(st.permutations(range(len(events))))
     duplicates = data.draw(st.lists(st.sampled_from(range(len(events))), max_size=5))
     in_order = standing(events, list(range(len(events))), 500)

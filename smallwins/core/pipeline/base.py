@@ -31,6 +31,17 @@ from smallwins.core.store import (
     Store,
 )
 
+#: ``session.info`` key: handoffs of this transaction, written together at commit (no other
+#: worker can claim them before then anyway).
+PENDING_HANDOFFS = "smallwins.pending_handoffs"
+
+
+def write_handoffs(session: Session) -> None:
+    """Insert the transaction's handoffs in one statement; registered to run before every commit."""
+    rows = session.info.pop(PENDING_HANDOFFS, None)
+    if rows:
+        session.execute(insert(Handoff), rows)
+
 
 class EngineCore:
     """What every stage shares: the engine's settings, a member's rule context, points, stale marks."""
@@ -51,7 +62,7 @@ class EngineCore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
-        for writer in (rule_states.write_pending, leaderboards.write_pending):
+        for writer in (rule_states.write_pending, leaderboards.write_pending, write_handoffs):
             if writer not in store.before_commit:
                 store.before_commit.append(writer)
         self.catalogue = catalogue
@@ -91,14 +102,13 @@ class EngineCore:
         account of the contribution it names (see the handoff stage)."""
         assert self.partition is not None
         count = self.partition.count
-        session.execute(
-            insert(Handoff).values(
-                partition_count=count,
-                partition_index=account_partition(*account, count),
-                member_id=member_id,
-                cause=cause,
-            )
-        )
+        row = {
+            "partition_count": count,
+            "partition_index": account_partition(*account, count),
+            "member_id": member_id,
+            "cause": cause,
+        }
+        session.info.setdefault(PENDING_HANDOFFS, []).append(row)
 
     @staticmethod
     def _mark_stale(

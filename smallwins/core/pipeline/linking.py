@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,11 +14,13 @@ from smallwins.core.events import Event
 from smallwins.core.identity import AccountRef, IdentityError
 from smallwins.core.pipeline.outcomes import (
     SYSTEM_ACTOR,
+    stored_events,
 )
 from smallwins.core.pipeline.settle import Settlement
 from smallwins.core.store import (
     Award,
     Member,
+    StoredEvent,
 )
 
 log = structlog.get_logger(__name__)
@@ -36,7 +40,9 @@ class Linking(Settlement):
         with self.store.writes.begin() as session:
             presenter = identity.resolve_member(session, ref)
             owner_id = identity.redeem_link_code(session, code, now=self.clock())
-            return self._merge(session, owner_id, presenter.id, reason=f"link code presented by {ref}")
+            survivor_id = self._merge(session, owner_id, presenter.id, reason=f"link code presented by {ref}")
+            self._settle(session)  # the authors whose approvers the merge joined (an ingest settles its batch)
+            return survivor_id
 
     def _present_link_code(self, session: Session, member: Member, event: Event) -> str | None:
         code = str(event.data.get("code", ""))
@@ -54,6 +60,9 @@ class Linking(Settlement):
         loser = identity.lock_member(session, loser_id)
         if survivor.id == loser.id:
             return survivor.id
+        # before the loser's events move: which of them approved someone's contribution
+        self._replay_approvals_given(session, StoredEvent.member_id == loser.id, besides={survivor.id, loser.id},
+                                     cause=reason)
         now = self.clock()
         awards.sync(session)  # the batch's award changes, before award rows move in SQL
         self._merge_awards(session, survivor.id, loser.id)
@@ -78,6 +87,25 @@ class Linking(Settlement):
         self._recompute(session, survivor, reason=f"merge of member {loser.id}")
         log.info("identity.merged", survivor=survivor.id, merged=loser.id)
         return survivor.id
+
+    def _replay_approvals_given(self, session: Session, given_by: Any, *, besides: set[int], cause: str) -> None:
+        """Have the authors of contributions approved by events matching ``given_by`` replayed
+        when the transaction settles.
+
+        A merge or an unlink changes who gave those approvals (two reactions from one person's
+        two accounts are one person's, and an unlinked account's are someone else's again), and
+        the authors' saved states remember the approvers. Replayed, their standing is what it
+        would be had the link been there from the start (or never). ``besides``: the members
+        the caller recomputes whole anyway.
+        """
+        named = session.scalars(select(StoredEvent.target).where(given_by, StoredEvent.target.is_not(None)))
+        targets = {target for target in named if target is not None}
+        for contribution in stored_events(session, targets).values():
+            if contribution.member_id in besides:
+                continue
+            targeted = [a for a in self.catalogue.triggered_by(contribution.type) if a.target_triggers]
+            if targeted:
+                self._mark_stale(session, contribution.member_id, targeted, cause=cause)
 
     @staticmethod
     def _merge_awards(session: Session, survivor_id: int, loser_id: int) -> None:
@@ -110,6 +138,7 @@ class Linking(Settlement):
             if found is None:
                 raise IdentityError(f"no member has the identity {ref}")
             original = identity.lock_member(session, found.member_id)
+            given_by = (StoredEvent.source == ref.platform) & (StoredEvent.subject == ref.account)
             awards.sync(session)
             detached = identity.detach_identity(session, found)  # award rows may move back, in SQL
             awards.forget_awards(session)
@@ -127,4 +156,7 @@ class Linking(Settlement):
                 )
             self._recompute(session, original, reason=f"unlink of {ref}")
             self._recompute(session, detached, reason=f"unlink of {ref}")
+            besides = {original.id, detached.id}
+            self._replay_approvals_given(session, given_by, besides=besides, cause=f"unlink of {ref}")
+            self._settle(session)
             return original.id, detached.id

@@ -86,6 +86,7 @@ class Settlement(Recomputation):
         retraction: set[int] = session.info.pop(RETRACTION_TOUCHED, set())
         causes: dict[int, str] = session.info.pop(STALE_CAUSE, {})
         earned: dict[int, list[str]] = {}
+        identity.lock_members(session, full | set(stale))  # one statement; the loops below find them locked
         for member_id in sorted(full):
             member = identity.lock_member(session, member_id)
             self._recompute(session, member, reason="became staff: moderators and bots hold no standing")
