@@ -37,6 +37,15 @@ def test_wrong_type_names_key_and_expectation(tmp_path: Path) -> None:
         load_app_config(path)
 
 
+def test_a_missing_catalogue_names_the_config_file_and_its_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins.toml", "[smallwins]\ncatalogue = 'nope.toml'\n")
+    with pytest.raises(ConfigError) as caught:
+        build_app(path, database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    said = str(caught.value)
+    assert said.startswith(f"{path}: key 'smallwins.catalogue': {tmp_path / 'nope.toml'} not found"), said
+    assert not (tmp_path / "x.db").exists(), "refused before the store is opened"
+
+
 def test_bad_timezone_and_unknown_table(tmp_path: Path) -> None:
     path = write(tmp_path, "plugins.toml", "[smallwins]\ndefault_timezone = 'Mars/Olympus'\n")
     with pytest.raises(ConfigError, match=r"smallwins\.default_timezone.*IANA"):

@@ -99,8 +99,9 @@ def test_the_widest_integers_a_store_keeps_are_accepted() -> None:
     assert event.data == {"max": 2**63 - 1, "min": -(2**63), "flag": True}
 
 
-def test_a_long_display_name_is_cut_not_refused() -> None:
-    event = parse_event({**BASE, "data": {"display_name": "n" * 500}})
+@pytest.mark.parametrize("length", [500, 5_000, 50_000])  # longer than data may be: cut before it is measured
+def test_a_long_display_name_is_cut_not_refused(length: int) -> None:
+    event = parse_event({**BASE, "data": {"display_name": "n" * length}})
     assert event.data["display_name"] == "n" * MAX_DISPLAY_NAME
 
 
@@ -473,6 +474,23 @@ def test_following_a_file_survives_truncation_and_rotation(tmp_path: Path) -> No
 
 
 # -- the installed command, end to end ----------------------------------------------------------
+
+
+def test_a_byte_order_mark_costs_no_line_and_a_utf16_file_is_named(tmp_path: Path) -> None:
+    """Files saved by Windows editors: a UTF-8 mark before the first line is skipped; a UTF-16
+    file is refused line by line with its encoding named, not as broken JSON."""
+    folder = workdir(tmp_path)
+    config = ["-c", str(folder / "plugins.toml")]
+    text = "\n".join(good_line("", n).decode() for n in (1, 2)) + "\n"
+    (folder / "marked.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (folder / "wide.jsonl").write_bytes(text.encode("utf-16"))
+    marked = runner.invoke(app, ["ingest", str(folder / "marked.jsonl"), *config], terminal_width=200)
+    assert marked.exit_code == 0 and "2 stored" in marked.output, marked.output
+    wide = runner.invoke(app, ["ingest", str(folder / "wide.jsonl"), *config], terminal_width=200)
+    # split at b"\n", a UTF-16 newline's second byte starts the next line: the last "line" is that byte
+    assert wide.exit_code == 1 and "0 stored" in wide.output and "3 rejected" in wide.output, wide.output
+    for line in (1, 2, 3):
+        assert f"wide.jsonl:{line}: NUL bytes or a UTF-16 byte order mark: the file looks UTF-16" in wide.output
 
 
 def test_the_installed_command_on_a_hostile_file(database_url: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from tools smallwins has no adapter for. Its capture task follows a file as it g
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -51,15 +52,24 @@ class LineResult:
 Normalizer = Callable[[Mapping[str, Any]], list[Event]]
 
 
+#: Why a line of a UTF-16 (or UTF-32) file is refused: the file's encoding is the problem, not the line.
+WIDE_TEXT = "NUL bytes or a UTF-16 byte order mark: the file looks UTF-16 or UTF-32"
+
+
 def parse_line(number: int, raw: bytes, normalize: Normalizer | None = None) -> LineResult | None:
     """One line's events, or why it was refused (bad UTF-8 included); ``None`` for a blank line.
 
     With ``normalize`` (a source's), the line is a recorded platform payload to pass through it.
     """
+    utf16_mark = number == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if utf16_mark or b"\x00" in raw:  # a raw NUL is never in UTF-8 JSON: most likely every other byte
+        return LineResult(number, error=f"{WIDE_TEXT}; save it as UTF-8")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return LineResult(number, error=f"not valid UTF-8 (byte {exc.start + 1}: {exc.reason})")
+    if number == 1:
+        text = text.removeprefix("\ufeff")  # the byte order mark some editors put first
     if not text.strip():
         return None
     if normalize is None:

@@ -132,9 +132,16 @@ class AppConfig:
         return url
 
     def catalogue_path(self) -> Path:
+        """The achievements catalogue the file names, relative to the file's folder; a clear
+        error (this file, its key) when there is none."""
         path = self.base_dir / self.core.catalogue
         if self.path.absolute() == DEFAULT_CONFIG and not path.exists():
             return DEFAULT_CONFIG.parent / self.core.catalogue
+        if not path.exists():
+            raise ConfigError(
+                f"{self.path}: key 'smallwins.catalogue': {path} not found (the achievements catalogue, a TOML "
+                "file; a relative path is read from this file's folder)"
+            )
         return path
 
 

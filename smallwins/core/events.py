@@ -141,6 +141,11 @@ class Event(BaseModel):
     @field_validator("data")
     @classmethod
     def _small_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        name = value.get("display_name")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"display_name must be text, not {type(name).__name__}")
+        if name is not None and len(name) > MAX_DISPLAY_NAME:  # a platform's long name is no reason to lose the event
+            value = {**value, "display_name": name[:MAX_DISPLAY_NAME]}  # (trimmed before the size is measured)
         try:  # measured as stored: orjson's UTF-8 (NaN and the like were refused by _storable)
             size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
         except TypeError as exc:
@@ -157,11 +162,6 @@ class Event(BaseModel):
                 )
         if not isinstance(value.get("staff", False), bool):
             raise ValueError("staff must be true or false")
-        name = value.get("display_name")
-        if name is not None and not isinstance(name, str):
-            raise ValueError(f"display_name must be text, not {type(name).__name__}")
-        if name is not None and len(name) > MAX_DISPLAY_NAME:  # a platform's long name is no reason to lose the event
-            value = {**value, "display_name": name[:MAX_DISPLAY_NAME]}
         return value
 
     @functools.cached_property

@@ -15,6 +15,7 @@ command again finishes the job, because ingest is idempotent.
 
 from __future__ import annotations
 
+import codecs
 import json
 import multiprocessing
 from collections.abc import Callable, Iterator
@@ -53,7 +54,7 @@ def owner_of_line(raw: bytes, workers: int) -> int:
     its full parse reports the problem, once.
     """
     try:
-        payload = json.loads(raw)
+        payload = json.loads(raw.removeprefix(codecs.BOM_UTF8))  # as the full parse reads a first line
     except ValueError:
         return 0
     if not isinstance(payload, dict):
