@@ -206,3 +206,10 @@ def test_workers_report_each_refused_line_once_in_file_order(tmp_path: Path) -> 
     assert said == one_said
     assert "12 stored" in summary and "5 rejected" in summary and "5 rejected" in one_summary
     assert stored(postgres_url) == 12
+
+    # Recorded payloads through a source: every worker parses every line, worker 0 reports
+    payloads = subprocess.run([str(EXE), "ingest", str(data), "-c", str(config), "--db", postgres_url,
+                               "--workers", "3", "--source", "jsonl"], capture_output=True, text=True, timeout=300)
+    said, summary = refused(payloads.stderr, payloads.stdout)
+    assert payloads.returncode == 1 and "12 already known" in summary and "5 rejected" in summary, payloads.stderr
+    assert [line.split(":")[1] for line in said] == ["2", "6", "11", "12", "17"], payloads.stderr
