@@ -267,7 +267,7 @@ def ingest(
                 raise fail(f"no installed source named '{source}'; installed: {', '.join(sorted(sources))}")
             normalize = smallwins.normalizer(source)
         report, rejected, ignored = ingest_file(smallwins, file, normalize, batch_size=batch_size)
-        for warning in report.warnings:
+        for warning in report.told():
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
     skipped = f", {ignored} ignored (the source counts nothing in them)" if ignored else ""
@@ -319,7 +319,7 @@ def ingest_with_workers(
             errors.print(f"[yellow]{escape(str(file))}:{number}:[/] {escape(error)}", highlight=False, soft_wrap=True)
         if totals.rejected > len(totals.rejections):
             errors.print(f"[yellow]{totals.rejected - len(totals.rejections)} more refused lines left out[/]")
-        for warning in totals.warnings:
+        for warning in totals.told():
             errors.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         delivered = deliver_outbox(smallwins)
     console.print(

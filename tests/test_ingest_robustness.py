@@ -533,3 +533,27 @@ def test_recorded_payloads_through_a_source_normalize_get_the_same_care(tmp_path
     assert "payloads.jsonl:3:" in result.output and "Infinity is not a JSON value" in result.output
     assert "payloads.jsonl:4:" in result.output and "nested too deeply" in result.output
     assert "2 stored" in result.output and "3 rejected" in result.output
+
+
+def test_an_unknown_source_is_stored_with_a_warning_said_once_per_kind(tmp_path: Path) -> None:
+    """A mistyped source ("dsicord") would silently count as a separate member: it is stored, and
+    the operator is told which sources are known; a thousand such lines give a few lines of
+    warning and a count, not a thousand. A source the catalogue names in a scope is known."""
+    folder = workdir(tmp_path)
+    lines = [event_line(id=f"t{n}", source="dsicord", subject="alice") for n in range(10)]
+    lines.append(event_line(id="real", source="discord", subject="alice"))
+    (folder / "typo.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    config = ["-c", str(folder / "plugins.toml")]
+    result = runner.invoke(app, ["ingest", str(folder / "typo.jsonl"), *config], terminal_width=400)
+    assert result.exit_code == 0 and "11 stored" in result.output, result.output
+    output = result.output.replace("\n", "")  # the error console wraps long warnings
+    assert output.count("unknown source 'dsicord' (known: discord, email, jsonl, web, youtube)") == 4, output
+    assert "dsicord:t0: unknown source" in output and "dsicord:t3:" not in output  # three by key...
+    assert "warning: 7 more events: unknown source 'dsicord'" in output  # ...and the rest counted
+    assert "discord:real" not in result.output  # a known source says nothing
+
+    catalogue = folder / "achievements.toml"  # events imported from a forum no plugin captures
+    catalogue.write_text(catalogue.read_text().replace('sources = ["youtube"]', 'sources = ["youtube", "forum"]'))
+    (folder / "forum.jsonl").write_bytes(event_line(id="f1", source="forum", subject="alice") + b"\n")
+    forum = runner.invoke(app, ["ingest", str(folder / "forum.jsonl"), *config], terminal_width=400)
+    assert forum.exit_code == 0 and "1 stored" in forum.output and "warning" not in forum.output, forum.output

@@ -175,12 +175,14 @@ def build_app(
     host = host or PluginHost()
     components = enabled_components(config, host)
     catalogue = load_catalogue(config.catalogue_path(), host.rule_types())
-    known_types = {t for spec in host.sources().values() for t in spec.event_types}
+    sources = host.sources()
+    known_types = {t for spec in sources.values() for t in spec.event_types}
     store = _open_named_store(database_url, config, existing=existing)
     engine = Engine(
         store,
         catalogue,
         known_event_types=known_types,
+        known_sources=sources,
         link_code_ttl=timedelta(minutes=config.core.link_code_ttl_minutes),
         default_timezone=config.core.default_timezone,
         retraction_policy=config.core.on_retraction,

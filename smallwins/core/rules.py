@@ -273,6 +273,14 @@ class Catalogue:
     def known_event_types(self) -> frozenset[str]:
         return frozenset(self.by_trigger) | frozenset(self.by_target_trigger) | frozenset(self.event_points)
 
+    @property
+    def named_sources(self) -> frozenset[str]:
+        """Sources the achievements' scopes name (``sources = [...]``): known to the catalogue
+        even when no installed plugin is called so (events imported from elsewhere)."""
+        return frozenset(
+            source for a in self.achievements.values() for source in getattr(a.params, "sources", None) or ()
+        )
+
 
 def rule_failed(achievement: Achievement, event: Event, exc: Exception) -> str:
     """Log a rule that raised on an event, and say what happened in one line.

@@ -39,7 +39,7 @@ def make_sink(app: App, source: str) -> EventSink:
             duplicates=report.duplicates,
             awarded=report.awarded,
         )
-        for warning in report.warnings:
+        for warning in report.told():
             log.warning("runtime.event_warning", source=source, warning=warning)
 
     return sink

@@ -140,8 +140,8 @@ def run_worker(job: WorkerJob, progress: Synchronized, results: Any) -> None:
             "stored": report.stored,
             "duplicates": report.duplicates,
             "awarded": report.awarded,
-            "warnings": report.warnings[:MAX_WARNINGS],
-            "warnings_left_out": max(0, len(report.warnings) - MAX_WARNINGS),
+            "warnings": report.told()[:MAX_WARNINGS],
+            "warnings_left_out": max(0, len(report.told()) - MAX_WARNINGS),
             "rejected": len(rejected),
             "rejections": rejected[:MAX_WARNINGS],
         }

@@ -55,6 +55,7 @@ class EngineCore:
         catalogue: Catalogue,
         *,
         known_event_types: Iterable[str] = (),
+        known_sources: Iterable[str] = (),
         link_code_ttl: timedelta = timedelta(minutes=30),
         default_timezone: str = "UTC",
         retraction_policy: RetractionPolicy = "revoke",
@@ -67,6 +68,10 @@ class EngineCore:
                 store.before_commit.append(writer)
         self.catalogue = catalogue
         self.known_event_types = frozenset(known_event_types) | catalogue.known_event_types | CORE_EVENT_TYPES
+        # Sources with an installed plugin or named by the catalogue; empty: not checked (an
+        # engine built without a plugin host, as in benchmarks and most tests).
+        given = frozenset(known_sources)
+        self.known_sources = given | catalogue.named_sources if given else frozenset()
         self.link_code_ttl = link_code_ttl
         self.default_timezone = ZoneInfo(default_timezone)
         self.retraction_policy = retraction_policy

@@ -148,7 +148,7 @@ class Ingestion(Handoffs):
         failures: dict[str, str] = session.info.get(RULE_FAILURES, {})
         for outcome in ordered if failures else ():
             if outcome.key in failures:
-                outcome.warning = "; ".join(filter(None, [outcome.warning, failures[outcome.key]]))
+                outcome.warn(failures[outcome.key])
         return ordered
 
     def _ingest_plain(self, session: Session, batch: list[Event], indices: list[int]) -> dict[int, IngestOutcome]:
@@ -194,11 +194,13 @@ class Ingestion(Handoffs):
                 continue
             processed.add(event.key)
             outcome = outcomes[index] = IngestOutcome(key=event.key, stored=True, member_id=member.id)
+            if self.known_sources and event.source not in self.known_sources:
+                outcome.warn(self._unknown_source(event.source))
             if event.key in retracted_keys:
                 continue  # its retraction came first: stored for the record, counts for nothing
             self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
             if event.type not in self.known_event_types:
-                outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
+                outcome.warn(f"unknown event type '{event.type}': stored, triggers no rule")
                 continue
             if not member.staff:
                 ctx = contexts.get(member.id) or contexts.setdefault(member.id, self._context(member))
@@ -212,6 +214,12 @@ class Ingestion(Handoffs):
             if routed and event.target is not None and not later_in_batch(event.target):
                 outcome.awarded += self._route_found(session, member, event, targets.get(event.target))
         return outcomes
+
+    def _unknown_source(self, source: str) -> str:
+        """The warning for an event whose source no installed plugin or catalogue scope names:
+        most likely a typo, which would otherwise count as a separate account without a word."""
+        known = ", ".join(sorted(self.known_sources))
+        return f"unknown source '{source}' (known: {known}): stored, its account is a member of its own"
 
     def _ingest_unflushed(self, session: Session, event: Event) -> IngestOutcome:
         ref = AccountRef(event.source, event.subject)
@@ -243,19 +251,22 @@ class Ingestion(Handoffs):
         if row_id is None:
             return IngestOutcome(key=event.key, stored=False, member_id=member.id)
         outcome = IngestOutcome(key=event.key, stored=True, member_id=member.id)
+        if self.known_sources and event.source not in self.known_sources:
+            outcome.warn(self._unknown_source(event.source))
         if event.retracts and retracts is None:
-            outcome.warning = f"retracts '{event.retracts}', an event of another source: ignored"
+            outcome.warn(f"retracts '{event.retracts}', an event of another source: ignored")
         if retracts is not None:
             self._retract(session, event, retracts)
         if retracted:
             return outcome  # its retraction came first: stored for the record, counts for nothing
         self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
         if event.type == LINK_EVENT:
-            outcome.warning = self._present_link_code(session, member, event)
+            if refused := self._present_link_code(session, member, event):
+                outcome.warn(refused)
             return outcome
         if event.type not in self.known_event_types:
             if event.retracts is None:  # a retraction is known whatever its type is called
-                outcome.warning = f"unknown event type '{event.type}': stored, triggers no rule"
+                outcome.warn(f"unknown event type '{event.type}': stored, triggers no rule")
             return outcome
         if not member.staff:
             ctx = self._context(member)

@@ -36,6 +36,10 @@ DEADLOCK_RETRIES = 4
 RetractionPolicy = Literal["revoke", "keep"]
 
 
+#: Events listed by key for one warning; the rest are counted (see :meth:`IngestReport.told`).
+SAME_WARNING_SHOWN = 3
+
+
 @dataclass
 class IngestOutcome:
     """What happened to one event."""
@@ -46,6 +50,10 @@ class IngestOutcome:
     awarded: list[str] = field(default_factory=list)
     warning: str | None = None
 
+    def warn(self, text: str) -> None:
+        """Add a warning to the ones this event already has."""
+        self.warning = f"{self.warning}; {text}" if self.warning else text
+
 
 @dataclass
 class IngestReport:
@@ -54,7 +62,10 @@ class IngestReport:
     stored: int = 0
     duplicates: int = 0
     awarded: int = 0
+    #: ``"<event key>: <warning>"``, the first :data:`SAME_WARNING_SHOWN` events of each warning.
     warnings: list[str] = field(default_factory=list)
+    #: How many events each warning was given to (a file from a mistyped source warns on every line).
+    warned: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: IngestOutcome) -> None:
         if outcome.stored:
@@ -63,7 +74,19 @@ class IngestReport:
             self.duplicates += 1
         self.awarded += len(outcome.awarded)
         if outcome.warning:
-            self.warnings.append(f"{outcome.key}: {outcome.warning}")
+            seen = self.warned[outcome.warning] = self.warned.get(outcome.warning, 0) + 1
+            if seen <= SAME_WARNING_SHOWN:
+                self.warnings.append(f"{outcome.key}: {outcome.warning}")
+
+    def told(self) -> list[str]:
+        """The warnings to show an operator: each event's, then one line per warning given to
+        more events than were listed."""
+        more = [
+            f"{count - SAME_WARNING_SHOWN} more events: {warning}"
+            for warning, count in self.warned.items()
+            if count > SAME_WARNING_SHOWN
+        ]
+        return self.warnings + more
 
 
 @dataclass
