@@ -118,6 +118,17 @@ def test_unknown_plugin_and_bad_plugin_setting(tmp_path: Path) -> None:
             "[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\npoints=9223372036854775807\n",
             "key 'achievements.a.points': Input should be less than or equal to 1000000",
         ),
+        # a plain value where a table belongs (a new user's `points = 3`) was a traceback
+        ("points = 3\n[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\n",
+         "key 'points': expected a table ([points]), got int"),
+        ("achievements = 'all'\n", "key 'achievements': expected a table ([achievements.ID]), got str"),
+        ("leaderboards = 3\n[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\n",
+         "key 'leaderboards': expected a table ([leaderboards.ID]), got int"),
+        (
+            "[leaderboards.all-time]\nname='Mine'\nperiod='week'\n"
+            "[achievements.a]\nname='A'\ndescription='d'\nrule='count'\nevents=['a.b']\n",
+            "key 'leaderboards.all-time': 'all-time' is the built-in board of all points",
+        ),
     ],
 )
 def test_bad_catalogue_errors_name_the_key(tmp_path: Path, host: PluginHost, text: str, message: str) -> None:

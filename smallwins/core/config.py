@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from smallwins.core.leaderboards import ALL_TIME
 from smallwins.core.rules import Achievement, Catalogue, Experiment, LeaderboardSpec, RuleType, Window
 
 #: Setting names that look like a secret written in the clear.
@@ -245,6 +246,10 @@ def parse_catalogue(raw: Mapping[str, Any], rule_types: Mapping[str, RuleType], 
             f"{path}: key '{unknown[0]}': unknown table; expected [points], [achievements.ID], [leaderboards.ID],"
             " [experiment]"
         )
+    tables = (("points", "[points]"), ("achievements", "[achievements.ID]"), ("leaderboards", "[leaderboards.ID]"))
+    for key, shape in tables:
+        if not isinstance(raw.get(key, {}), dict):
+            raise ConfigError(f"{path}: key '{key}': expected a table ({shape}), got {type(raw[key]).__name__}")
     points = raw.get("points", {})
     for event_type, value in points.items():
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_POINTS:
@@ -300,6 +305,12 @@ def _parse_leaderboards(tables: Mapping[str, Any], *, path: Path) -> dict[str, L
     boards = {}
     for board_id, table in tables.items():
         where = f"leaderboards.{board_id}"
+        if board_id == ALL_TIME:
+            raise ConfigError(
+                f"{path}: key '{where}': '{ALL_TIME}' is the built-in board of all points; choose another id"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: key '{where}': expected a table")
         try:
             entry = LeaderboardEntry.model_validate(table)
         except ValidationError as exc:
