@@ -87,6 +87,11 @@ def test_moderator_action_needs_reason_and_known_achievement(engine: Engine, mak
         engine.grant(member_id, "pillar", actor="m", reason=" ")
     with pytest.raises(KeyError, match="no achievement 'pilar'"):
         engine.grant(member_id, "pilar", actor="m", reason="typo")
+    post = engine.ingest(make_event(subject="u7", id="post7"))
+    moderator = engine.ingest(make_event("moderator.approved", subject="mod", target="discord:post7")).member_id
+    with pytest.raises(ValueError, match=f"member {moderator} is staff"):  # it would show nowhere
+        engine.grant(moderator, "pillar", actor="m", reason="thanks")
+    assert engine.grant(post.member_id, "pillar", actor="m", reason="thanks")
 
 
 EVENT_TYPES = ["message.posted", "comment.posted", "reaction.added", "email.replied", "link.clicked", "thread.started"]

@@ -73,6 +73,10 @@ class Engine(Ingestion):
         achievement = self._moderated(achievement_id, reason)
         with self.store.writes.begin() as session:
             member, now = identity.lock_member(session, member_id), self.clock()
+            if member.staff:  # it would be stored and shown nowhere: staff hold no standing
+                raise ValueError(
+                    f"member {member.id} is staff (a moderator or bot: they act, but hold no achievements)"
+                )
             granted = awards.award(
                 session, member, achievement, origin=awards.MANUAL, actor=actor, reason=reason, at=now
             )
