@@ -74,6 +74,26 @@ def test_link_code_presented_as_an_event(engine: Engine, store: Store, make_even
     assert again.stored and "already used" in (again.warning or "")
 
 
+def test_a_retracted_link_event_links_whichever_arrives_first(store: Store, make_event) -> None:
+    """Deleting the comment that carried a code does not undo the link (``unlink`` does): the
+    accounts end up linked whether the deletion arrives after the code's event or before it."""
+    linked = []
+    for retraction_first in (False, True):
+        engine = Engine(store, load_catalogue(REPO / "achievements.toml", PluginHost().rule_types()))
+        owner = f"d{retraction_first}"
+        engine.ingest(make_event(subject=owner, source="discord"))
+        code = engine.issue_link_code(AccountRef("discord", owner))
+        presented = make_event(subject=f"UC{retraction_first}", source="youtube", type="link.code_presented",
+                               code=code, at=T0 + timedelta(hours=1))
+        deleted = make_event(subject=f"UC{retraction_first}", source="youtube", type="comment.deleted",
+                             retracts=f"youtube:{presented.id}", at=T0 + timedelta(hours=2))
+        for event in (deleted, presented) if retraction_first else (presented, deleted):
+            engine.ingest(event)
+        member_ids = {standing(store, engine, ref)[0] for ref in (f"youtube:UC{retraction_first}", f"discord:{owner}")}
+        linked.append(len(member_ids) == 1)
+    assert linked == [True, True]
+
+
 def test_bad_and_expired_codes(engine: Engine, clock, make_event) -> None:
     with pytest.raises(IdentityError, match="unknown"):
         engine.redeem_link_code("ZZZZ-ZZZZ", YOUTUBE)
