@@ -27,6 +27,26 @@ def test_ladder_progress_and_next_target(engine: Engine, store: Store, make_even
     assert "pillar" in nexts and "regular" not in nexts and "first-words" not in nexts
 
 
+def test_an_ended_season_is_never_what_is_next(store: Store, host, make_event) -> None:
+    """Launch Week (21-28 September) is "next" for a member during it, never after it ended: it
+    can no longer be earned. Its progress is still shown, marked closed."""
+    from datetime import UTC, datetime
+
+    from smallwins.core.config import load_catalogue
+    from tests.conftest import REPO
+
+    engine = Engine(store, load_catalogue(REPO / "achievements.toml", host.rule_types()))
+    member_id = engine.ingest(make_event(at=datetime(2026, 9, 22, 10, tzinfo=UTC))).member_id
+    during, after = datetime(2026, 9, 23, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)
+    with store.sessions() as session:
+        snapshots = {when: member_snapshot(session, engine.catalogue, member_id, now=when) for when in (during, after)}
+    launch = {when: next(p for p in s.progress if p["id"] == "launch-week") for when, s in snapshots.items()}
+    assert launch[during]["text"] == launch[after]["text"] == "1 of 2 launch-week posts"
+    assert (launch[during]["closed"], launch[after]["closed"]) == (False, True)
+    assert "launch-week" in {t["id"] for t in next_targets(snapshots[during])}
+    assert "launch-week" not in {t["id"] for t in next_targets(snapshots[after])}
+
+
 def test_scoped_by_source_and_unknown_types(engine: Engine, store: Store, make_event) -> None:
     # Pen Pal counts only newsletter replies from the email source.
     assert "pen-pal" not in engine.ingest(make_event(type="email.replied", source="web", subject="v1")).awarded

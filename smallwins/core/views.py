@@ -190,6 +190,8 @@ def _snapshot(
                     if achievement.window
                     else None
                 ),
+                # a season that has ended can no longer be earned: shown, but never "what is next"
+                "closed": achievement.window is not None and ctx.now is not None and ctx.now >= achievement.window.end,
             }
         )
     return MemberSnapshot(
@@ -232,8 +234,8 @@ def next_targets(snapshot: MemberSnapshot) -> list[dict[str, Any]]:
     """
     best: dict[str, dict[str, Any]] = {}
     for item in snapshot.progress:
-        if (item["earned"] and not item["next_tier"]) or item.get("revoked"):
-            continue  # done, or revoked by a moderator: not something to work toward
+        if (item["earned"] and not item["next_tier"]) or item.get("revoked") or item.get("closed"):
+            continue  # done, revoked by a moderator, or its season over: not something to work toward
         group = str(item["ladder"] or item["id"])
         current = best.get(group)
         if current is None or item["target"] < current["target"]:
