@@ -121,6 +121,28 @@ def test_unlink_splits_history_and_standing(engine: Engine, store: Store, make_e
         engine.unlink(YOUTUBE)
 
 
+def test_unlink_gives_each_member_the_names_of_its_own_events(engine: Engine, store: Store, make_event) -> None:
+    """After an unlink each member is named as if never linked: the later name the linked account
+    brought goes with it, and an account whose events carry no name is named after itself."""
+    engine.ingest(make_event(subject="d1", source="discord", display_name="Cy", at=T0))
+    engine.ingest(make_event(subject="UCyt1", source="youtube", display_name="cy-web", at=T0 + timedelta(days=1)))
+    engine.ingest(make_event(subject="x@example.org", source="email", at=T0 + timedelta(days=2)))
+    engine.redeem_link_code(engine.issue_link_code(DISCORD), YOUTUBE)
+    engine.redeem_link_code(engine.issue_link_code(DISCORD), AccountRef("email", "x@example.org"))
+
+    def name(ref: str) -> str:
+        with store.sessions() as session:
+            member = find_member(session, ref)
+            assert member is not None
+            return member.display_name
+
+    assert name("discord:d1") == "cy-web"  # the latest named event of the three accounts
+    engine.unlink(YOUTUBE)
+    assert (name("discord:d1"), name("youtube:UCyt1")) == ("Cy", "cy-web")
+    engine.unlink(DISCORD)  # the email account keeps the member, and no event of it gave a name
+    assert (name("discord:d1"), name("email:x@example.org")) == ("Cy", "email:x@example.org")
+
+
 def test_merge_in_the_middle_of_a_batch(engine: Engine, store: Store, make_event) -> None:
     """A link code presented mid-batch: the events after it build on the merged standing, and
     the batch commits whole (no fallback to one transaction per event)."""

@@ -316,6 +316,27 @@ def swap_vouchers(session: Session, first: Voucher, second: Voucher) -> None:
     session.flush()
 
 
+def name_from_history(session: Session, member: Member) -> None:
+    """Name a member whose accounts changed (an unlink) as if they had always been its own: the
+    display name of its latest event (in event time) that carries one, as the ingest names it,
+    or its first account when none does."""
+    latest: tuple[datetime, str] | None = None
+    for at, data in session.execute(
+        select(StoredEvent.time, StoredEvent.data).where(StoredEvent.member_id == member.id)
+    ):
+        name = data.get("display_name") if isinstance(data, dict) else None
+        if isinstance(name, str) and name.strip() and (latest is None or (at, name.strip()) > latest):
+            latest = (at, name.strip())
+    if latest is not None:
+        member.named_at, member.display_name = latest
+        return
+    first = session.execute(
+        select(Identity.platform, Identity.account).where(Identity.member_id == member.id).order_by(Identity.id)
+    ).first()
+    member.named_at = None
+    member.display_name = f"{first[0]}:{first[1]}"[:200] if first else member.display_name
+
+
 def detach_identity(session: Session, identity: Identity) -> Member:
     """Give ``identity`` and the events it produced a member of their own.
 

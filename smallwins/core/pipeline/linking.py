@@ -141,6 +141,8 @@ class Linking(Settlement):
             given_by = (StoredEvent.source == ref.platform) & (StoredEvent.subject == ref.account)
             awards.sync(session)
             detached = identity.detach_identity(session, found)  # award rows may move back, in SQL
+            for member in (original, detached):  # each keeps only the names its own events gave
+                identity.name_from_history(session, member)
             awards.forget_awards(session)
             identity.forget_resolved(session)
             now = self.clock()
