@@ -74,6 +74,17 @@ def test_link_code_presented_as_an_event(engine: Engine, store: Store, make_even
     assert again.stored and "already used" in (again.warning or "")
 
 
+def test_a_code_presented_by_its_own_member_is_not_used_up(engine: Engine, store: Store, make_event) -> None:
+    engine.ingest(make_event(subject="d1", source="discord"))
+    code = engine.issue_link_code(DISCORD)
+    with pytest.raises(IdentityError, match="asked for by this same member"):
+        engine.redeem_link_code(code, DISCORD)
+    own = engine.ingest(make_event(subject="d1", source="discord", type="link.code_presented", code=code))
+    assert "asked for by this same member" in (own.warning or "")
+    assert engine.redeem_link_code(code, YOUTUBE) == standing(store, engine, "discord:d1")[0]
+    assert standing(store, engine, "youtube:UCyt1")[0] == standing(store, engine, "discord:d1")[0]
+
+
 def test_a_retracted_link_event_links_whichever_arrives_first(store: Store, make_event) -> None:
     """Deleting the comment that carried a code does not undo the link (``unlink`` does): the
     accounts end up linked whether the deletion arrives after the code's event or before it."""

@@ -263,8 +263,9 @@ def issue_link_code(session: Session, member_id: int, *, now: datetime, ttl: tim
     return f"{raw[:4]}-{raw[4:]}"
 
 
-def redeem_link_code(session: Session, code: str, *, now: datetime) -> int:
-    """Use up a link code; the member who asked for it. Raises :class:`IdentityError`."""
+def redeem_link_code(session: Session, code: str, *, now: datetime, presenter_id: int) -> int:
+    """Use up a link code presented by member ``presenter_id``; the member who asked for it.
+    Raises :class:`IdentityError` (a code presented by its own member is not used up)."""
     raw = normalize_code(code)
     link = session.execute(select(LinkCode).where(LinkCode.code == raw).with_for_update()).scalar_one_or_none()
     if link is None:
@@ -273,6 +274,10 @@ def redeem_link_code(session: Session, code: str, *, now: datetime) -> int:
         raise IdentityError(f"link code '{code}' was already used")
     if now > link.expires_at:
         raise IdentityError(f"link code '{code}' expired at {link.expires_at.isoformat()}")
+    if link.member_id == presenter_id:
+        raise IdentityError(
+            f"link code '{code}' was asked for by this same member: present it from the account to link"
+        )
     link.redeemed_at = now
     return link.member_id
 

@@ -39,7 +39,7 @@ class Linking(Settlement):
         """Present ``code`` as ``ref``: merge ``ref``'s member into the code's. The survivor's id."""
         with self.store.writes.begin() as session:
             presenter = identity.resolve_member(session, ref)
-            owner_id = identity.redeem_link_code(session, code, now=self.clock())
+            owner_id = identity.redeem_link_code(session, code, now=self.clock(), presenter_id=presenter.id)
             survivor_id = self._merge(session, owner_id, presenter.id, reason=f"link code presented by {ref}")
             self._settle(session)  # the authors whose approvers the merge joined (an ingest settles its batch)
             return survivor_id
@@ -48,7 +48,7 @@ class Linking(Settlement):
         code = str(event.data.get("code", ""))
         try:
             with session.begin_nested():
-                owner_id = identity.redeem_link_code(session, code, now=event.time)
+                owner_id = identity.redeem_link_code(session, code, now=event.time, presenter_id=member.id)
         except IdentityError as exc:
             return str(exc)
         self._merge(session, owner_id, member.id, reason=f"link code presented in {event.key}")
