@@ -177,12 +177,16 @@ def build_app(
     catalogue = load_catalogue(config.catalogue_path(), host.rule_types())
     sources = host.sources()
     known_types = {t for spec in sources.values() for t in spec.event_types}
+    known_sources = set(sources)
+    for component in components.values():  # e.g. the web source's webhooks, each named by the operator
+        if isinstance(component.spec, SourceSpec) and component.spec.also_emits is not None:
+            known_sources.update(component.spec.also_emits(component.settings))
     store = _open_named_store(database_url, config, existing=existing)
     engine = Engine(
         store,
         catalogue,
         known_event_types=known_types,
-        known_sources=sources,
+        known_sources=known_sources,
         link_code_ttl=timedelta(minutes=config.core.link_code_ttl_minutes),
         default_timezone=config.core.default_timezone,
         retraction_policy=config.core.on_retraction,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -72,6 +72,9 @@ class SourceSpec:
     settings_model: type[BaseModel] = NoSettings
     capture: Callable[[PluginContext, EventSink], Coroutine[Any, Any, None]] | None = None
     configured: Callable[[BaseModel], Callable[[Mapping[str, Any]], list[Event]]] | None = None
+    #: Source names its events carry besides ``name``, given its settings (the web source's
+    #: webhooks: one per configured hook), so the engine does not take them for typos.
+    also_emits: Callable[[BaseModel], Iterable[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ def test_a_signed_webhook_is_answered_event_by_event(served: Served) -> None:
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["stored", "rejected", "rejected", "rejected", "stored"]
     assert results[0]["awarded"] == ["customer"]
+    assert "warning" not in results[0] and "warning" not in results[4]  # the operator declared this source
     assert "'time'" in results[1]["error"]
     assert "source 'other' is not this hook's" in results[2]["error"]
     assert "type 'account.deleted' is not allowed" in results[3]["error"]

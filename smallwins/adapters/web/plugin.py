@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from pydantic import BaseModel
+
 from smallwins.adapters.web.normalize import normalize
 from smallwins.adapters.web.settings import WebSettings
 from smallwins.core.contract import EventSink, PluginContext, SourceSpec
@@ -17,6 +21,11 @@ async def capture(context: PluginContext, sink: EventSink) -> None:
     await serve(context, sink)
 
 
+def hook_sources(settings: BaseModel) -> list[str]:
+    """Each configured webhook is a source of its own (``[plugins.web.hooks.shop]``: "shop")."""
+    return list(cast(WebSettings, settings).hooks)
+
+
 @hookimpl
 def smallwins_register_sources() -> list[SourceSpec]:
     return [
@@ -26,5 +35,6 @@ def smallwins_register_sources() -> list[SourceSpec]:
             event_types=EVENT_TYPES,
             settings_model=WebSettings,
             capture=capture,
+            also_emits=hook_sources,
         )
     ]
