@@ -178,6 +178,8 @@ def test_webhooks_with_bad_signatures_or_old_timestamps_are_refused(served: Serv
     assert unsigned.status_code == 401 and TIMESTAMP_HEADER in unsigned.json()["error"]
     old = post_hook(served, body, timestamp=int(time.time()) - 3600)
     assert old.status_code == 401 and "only 300 s are accepted" in old.json()["error"]
+    endless = post_hook(served, body, timestamp=10**400)  # signed, but no time a float can hold
+    assert endless.status_code == 401 and "must be unix seconds" in endless.json()["error"]
     unknown = post_hook(served, body, source="lms")
     assert unknown.status_code == 404 and "no webhook source 'lms'" in unknown.json()["error"]
     with served.app.store.sessions() as session:

@@ -175,3 +175,11 @@ def test_the_operator_page_needs_the_token(served: Served) -> None:
     assert wrong.status_code == 401
     assert page.status_code == 200
     assert "operator-check" in page.text and "toolkit" in page.text
+
+
+def test_a_member_id_that_is_no_number_is_not_found_never_an_error(served: Served) -> None:
+    """"²" and full-width digits pass ``str.isdigit`` but are no ids (``int("²")`` raised: a 500)."""
+    with api(served) as http:
+        answers = {raw: http.get(f"/api/members/{raw}/widget.json") for raw in ("²", "１７", "abc", "-1", "9" * 30)}
+    for raw, response in answers.items():
+        assert response.status_code == 404 and "member ids are numbers" in response.json()["error"], raw

@@ -119,7 +119,7 @@ def wants_html(request: Request) -> bool:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused past ``limit`` bytes whether or not Content-Length says so."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"body is {declared} bytes; at most {limit} accepted")
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -33,7 +33,7 @@ def present_routes(web: Web) -> list[Route]:
 
     async def widget(request: Request) -> Response:
         raw = request.path_params["member"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is a digit to str, not to int
             return error(404, f"no member '{raw[:40]}' (member ids are numbers)")
         auth = request.headers.get("authorization", "")
         token = request.query_params.get("m") or (auth[7:].strip() if auth.lower().startswith("bearer ") else None)

@@ -97,6 +97,10 @@ class BadSignatureHeader(ValueError):
     """A webhook request whose signature or timestamp does not hold; says which."""
 
 
+#: Unix seconds have 10 digits until the year 2286; a longer "timestamp" is no time at all.
+MAX_TIMESTAMP_DIGITS = 12
+
+
 def verify_body(
     secret: str, *, timestamp: str | None, signature: str | None, body: bytes, window: int, now: float | None = None
 ) -> None:
@@ -105,10 +109,9 @@ def verify_body(
         raise BadSignatureHeader(f"missing {TIMESTAMP_HEADER} header (unix seconds)")
     if not signature:
         raise BadSignatureHeader(f"missing {SIGNATURE_HEADER} header (sha256=<hex HMAC>)")
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise BadSignatureHeader(f"{TIMESTAMP_HEADER} must be unix seconds, got {timestamp[:40]!r}") from None
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
+        raise BadSignatureHeader(f"{TIMESTAMP_HEADER} must be unix seconds, got {timestamp[:40]!r}")
+    sent = int(timestamp)
     expected = sign_body(secret, sent, body)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         raise BadSignatureHeader("signature does not match the body (wrong secret, or the body was altered)")
