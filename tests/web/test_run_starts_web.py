@@ -82,3 +82,30 @@ def test_run_serves_the_web_source_until_interrupted(tmp_path: Path, stop_signal
 
 def catalogue() -> Catalogue:
     return load_catalogue(CATALOGUE, PluginHost().rule_types())
+
+
+@pytest.mark.parametrize("command", [["run"], ["serve"]])
+def test_a_busy_port_is_one_line_naming_it(tmp_path: Path, command: list[str]) -> None:
+    """Another program on the web port: `run` and `serve` say so in one line and exit 2, as for
+    any setting that cannot work (uvicorn exited the process from inside the task group: a page
+    of traceback, exit code 3)."""
+    holder = free_socket()
+    holder.listen()
+    port = holder.getsockname()[1]
+    (tmp_path / "plugins.toml").write_text(
+        f'[smallwins]\ncatalogue = "{CATALOGUE}"\n[smallwins.store]\nurl = "sqlite:///run.db"\n'
+        f"[plugins.web]\nenabled = true\nport = {port}\n"
+    )
+    exe = Path(sys.executable).parent / "smallwins"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMALLWINS_")}
+    try:
+        done = subprocess.run(
+            [str(exe), *command, "-c", "plugins.toml"], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=60,
+        )
+    finally:
+        holder.close()
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "Address already in use" in said, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

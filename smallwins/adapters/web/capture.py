@@ -17,7 +17,7 @@ import uvicorn
 from smallwins.adapters.web.app import Web, build_asgi, engine_ingest
 from smallwins.adapters.web.settings import WebSettings
 from smallwins.adapters.web.tokens import MemberSigner, signing_key
-from smallwins.core.config import resolve_secret
+from smallwins.core.config import ConfigError, resolve_secret
 from smallwins.core.contract import EventSink, PluginContext
 
 log = structlog.get_logger(__name__)
@@ -50,6 +50,18 @@ def build_web(context: PluginContext) -> Web:
     )
 
 
+def listen_on(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a :class:`ConfigError` saying why there is none."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigError(
+            f"the web server cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (another program on that port? set [plugins.web] port, or give serve --port)"
+        ) from None
+
+
 class WebServer:
     """uvicorn serving the web app; ``stop()`` asks it to finish (tests, embedding)."""
 
@@ -71,6 +83,10 @@ class WebServer:
         return bool(self.server.started)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # Bound here, not by uvicorn: it exits the process on a busy port (a SystemExit that
+        # came out of the task group as a page of traceback); this says why in one line.
+        config = self.server.config
+        sockets = sockets or [listen_on(config.host, config.port)]
         try:
             await self.server.serve(sockets=sockets)
         finally:

@@ -235,6 +235,11 @@ def run_server(smallwins: App, *, host: str | None, port: int | None, member: st
         anyio.run(main)
     except KeyboardInterrupt:
         console.print("stopped")
+    except ExceptionGroup as group:  # the server could not start (its port is taken)
+        config_errors = [e for e in group.exceptions if isinstance(e, ConfigError)]
+        if not config_errors:
+            raise
+        raise fail(str(config_errors[0])) from None
 
 
 def register(app: typer.Typer) -> None:
