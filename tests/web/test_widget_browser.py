@@ -170,6 +170,25 @@ def test_the_card_renders_on_a_creator_site(world: tuple[Served, CreatorSite, An
     assert page.errors == []
 
 
+def test_every_script_tag_on_a_page_gets_its_own_card(world: tuple[Served, CreatorSite, Any], page: Any) -> None:
+    """A page showing two members (two `data-member` tags, and a `defer` tag with an element): the
+    script defines the element once, and each tag still gets its card, whichever runs first."""
+    served, site, _ = world
+    ada, bo, cy = served.member("ada", posts=1), served.member("bo", posts=2), served.member("cy", posts=4)
+    site.pages["team"] = host_page(
+        "Our team",
+        f'<script src="{served.base}/widget.js" defer></script><smallwins-card member="{ada}"></smallwins-card>'
+        f'<script src="{served.base}/widget.js" data-member="{bo}" async></script>'
+        f'<script src="{served.base}/widget.js" data-member="{cy}" async></script>',
+    )
+    page.goto(f"{site.base}/team")
+    page.wait_for_function(
+        "() => document.querySelectorAll('smallwins-card[data-state=\"ready\"]').length === 3", timeout=10_000
+    )
+    assert sorted(page.locator("smallwins-card h2").all_inner_texts()) == ["Ada", "Bo", "Cy"]
+    assert page.errors == []
+
+
 def test_the_card_degrades_when_the_api_is_down(world: tuple[Served, CreatorSite, Any], page: Any) -> None:
     served, site, _ = world
     member = served.member("mia", posts=2)

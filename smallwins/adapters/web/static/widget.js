@@ -13,9 +13,22 @@
  */
 (() => {
   "use strict";
-  if (customElements.get("smallwins-card")) return;
   const script = document.currentScript;
   const scriptOrigin = script && script.src ? new URL(script.src, location.href).origin : location.origin;
+
+  // <script data-member> puts a card right after itself: each such tag on a page gets its own.
+  const placeCard = () => {
+    if (!script || !script.dataset.member) return;
+    const card = document.createElement("smallwins-card");
+    card.setAttribute("member", script.dataset.member);
+    if (script.dataset.token) card.setAttribute("token", script.dataset.token);
+    card.setAttribute("api", script.dataset.api || scriptOrigin);
+    script.after(card);
+  };
+  if (customElements.get("smallwins-card")) { // another tag loaded the script first
+    placeCard();
+    return;
+  }
   const TIMEOUT_MS = 6000;
   const SCHEMA = "smallwins.widget/1";
 
@@ -200,12 +213,5 @@
   }
 
   customElements.define("smallwins-card", SmallwinsCard);
-
-  if (script && script.dataset.member) {
-    const card = document.createElement("smallwins-card");
-    card.setAttribute("member", script.dataset.member);
-    if (script.dataset.token) card.setAttribute("token", script.dataset.token);
-    card.setAttribute("api", script.dataset.api || scriptOrigin);
-    script.after(card);
-  }
+  placeCard();
 })();
