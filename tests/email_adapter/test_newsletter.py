@@ -275,3 +275,12 @@ def screenshot(html: str, tmp_path: Path) -> None:
             page.screenshot(path=str(ARTIFACTS / "newsletter-issue.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_merge_fields_are_inert_in_a_spreadsheet() -> None:
+    """A member who names themselves `=HYPERLINK(...)` gets no live formula into the operator's CSV."""
+    from smallwins.adapters.email.commands import inert_cell
+
+    assert inert_cell('=HYPERLINK("http://evil.example","click")') == '\'=HYPERLINK("http://evil.example","click")'
+    assert [inert_cell(v) for v in ("+1", "-2", "@SUM(A1)", "\tx")] == ["'+1", "'-2", "'@SUM(A1)", "'\tx"]
+    assert [inert_cell(v) for v in ("Ada", "3 of 5 replies", "", "a=b")] == ["Ada", "3 of 5 replies", "", "a=b"]

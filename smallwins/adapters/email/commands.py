@@ -43,6 +43,16 @@ MERGE_COLUMNS = ("email", "member_id", "SW_NAME", "SW_POINTS", "SW_RANK", "SW_NE
                  "SW_NEW_BADGES", "SW_PROGRESS_HTML")  # fmt: skip
 
 
+
+#: What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value: str) -> str:
+    """A merge field as plain text in a spreadsheet too: a member named ``=HYPERLINK(...)`` would
+    otherwise be a live formula for the operator who opens the file (a leading ``'`` stops it)."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
 def newsletter_settings(smallwins: App) -> tuple[NewsletterSettings, Path]:
     """The enabled presenter's settings (else the defaults) and the folder paths resolve against."""
     component = smallwins.components.get(PRESENTER)
@@ -133,10 +143,8 @@ def newsletter(
                 task = bar.add_task("rendering recipients", total=total)
                 for reader in iter_recipients(smallwins, start, end):
                     own = renderer.recipient(block, reader)
-                    writer.writerow(
-                        {"email": reader.address, "member_id": reader.member_id, "SW_PROGRESS_HTML": own.html}
-                        | reader.merge_fields
-                    )
+                    row = {"email": reader.address, "SW_PROGRESS_HTML": own.html} | reader.merge_fields
+                    writer.writerow({"member_id": reader.member_id} | {k: inert_cell(v) for k, v in row.items()})
                     if per_recipient:
                         name = file_name(reader.address, reader.member_id)
                         write_if_changed(folder / "recipients" / f"{name}.html", own.html)
