@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 MERGE_COLUMNS = ("email", "member_id", "SW_NAME", "SW_POINTS", "SW_RANK", "SW_NEXT", "SW_NEXT_BADGE", "SW_PROGRESS",
                  "SW_NEW_BADGES", "SW_PROGRESS_HTML")  # fmt: skip
 
-
-
 #: What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -52,6 +50,7 @@ def inert_cell(value: str) -> str:
     """A merge field as plain text in a spreadsheet too: a member named ``=HYPERLINK(...)`` would
     otherwise be a live formula for the operator who opens the file (a leading ``'`` stops it)."""
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
 
 def newsletter_settings(smallwins: App) -> tuple[NewsletterSettings, Path]:
     """The enabled presenter's settings (else the defaults) and the folder paths resolve against."""

@@ -257,14 +257,16 @@ class Ingestion(Handoffs):
             outcome.warn(f"retracts '{event.retracts}', an event of another source: ignored")
         if retracts is not None:
             self._retract(session, event, retracts)
-        # A link acts on identities, not standing: deleting the message that carried the code does
-        # not undo it (``smallwins unlink`` does), so it links whether its retraction came first or later.
-        if event.type == LINK_EVENT and (refused := self._present_link_code(session, member, event)):
-            outcome.warn(refused)
-        if retracted:
-            return outcome  # its retraction came first: stored for the record, counts for nothing
-        self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
+        if not retracted:  # a retraction that came first: stored for the record, counts for nothing
+            self._credit(session, member, event.time, self.catalogue.event_points.get(event.type, 0))
         if event.type == LINK_EVENT:
+            # A link acts on identities, not standing: deleting the message that carried the code
+            # does not undo it (``smallwins unlink`` does), so it links whether its retraction
+            # came first or later.
+            if refused := self._present_link_code(session, member, event):
+                outcome.warn(refused)
+            return outcome
+        if retracted:
             return outcome
         if event.type not in self.known_event_types:
             if event.retracts is None:  # a retraction is known whatever its type is called
