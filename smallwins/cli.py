@@ -125,6 +125,13 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def config_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What a command raises when its task group failed: the first setting that cannot work (an
+    unset secret, a busy port) as a one-line error, else the group itself."""
+    config_errors = [e for e in group.exceptions if isinstance(e, ConfigError)]
+    return fail(str(config_errors[0])) if config_errors else group
+
+
 def chosen_database(database: str | None) -> str | None:
     """The ``--db`` given to the command or before it (else the configuration decides)."""
     shared_database = SHARED.get("database")
@@ -580,10 +587,7 @@ def run(
         except KeyboardInterrupt:
             console.print("stopped")
         except ExceptionGroup as group:  # a capture task found its settings unusable (a secret unset)
-            config_errors = [e for e in group.exceptions if isinstance(e, ConfigError)]
-            if not config_errors:
-                raise
-            raise fail(str(config_errors[0])) from None
+            raise config_failure(group) from None
         except ConfigError as exc:
             raise fail(str(exc)) from None
 

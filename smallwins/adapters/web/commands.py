@@ -17,7 +17,17 @@ from rich.table import Table
 
 from smallwins.adapters.web.links import LinkError, all_links, campaign_counts, create_link, find_link, web_account_of
 from smallwins.adapters.web.settings import CreditPeriod, WebSettings
-from smallwins.cli import SHARED, ConfigOption, DatabaseOption, console, fail, member_id_of, opened, stop_on_signals
+from smallwins.cli import (
+    SHARED,
+    ConfigOption,
+    DatabaseOption,
+    config_failure,
+    console,
+    fail,
+    member_id_of,
+    opened,
+    stop_on_signals,
+)
 from smallwins.core.app import App
 from smallwins.core.contract import PluginContext
 
@@ -236,10 +246,7 @@ def run_server(smallwins: App, *, host: str | None, port: int | None, member: st
     except KeyboardInterrupt:
         console.print("stopped")
     except ExceptionGroup as group:  # the server could not start (its port is taken)
-        config_errors = [e for e in group.exceptions if isinstance(e, ConfigError)]
-        if not config_errors:
-            raise
-        raise fail(str(config_errors[0])) from None
+        raise config_failure(group) from None
 
 
 def register(app: typer.Typer) -> None:
